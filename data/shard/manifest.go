@@ -27,7 +27,7 @@ const MaxManifestBytes = 64 << 20
 // sized, and each split's shards with their counts.
 type Manifest struct {
 	SchemaVersion int               `json:"schema_version"`
-	Source        string            `json:"source"`      // e.g. "synthetic", "flickr8k", "imagefolder:/data/x"
+	Source        string            `json:"source"` // e.g. "synthetic", "flickr8k", "imagefolder:/data/x"
 	Created       time.Time         `json:"created"`
 	ImageSize     int               `json:"image_size"`  // pixels of the stored images' target side
 	ResizeMode    string            `json:"resize_mode"` // e.g. "center_crop", "border", "keep_ratio"
