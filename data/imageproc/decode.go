@@ -1,0 +1,188 @@
+// Package imageproc decodes untrusted image bytes into opaque 8-bit RGB, resizes them once at
+// prepare time (img2dataset's resize modes) and turns them into normalised float32 CHW tensors
+// at training time (open_clip's RandomResizedCrop / eval transforms).
+//
+// Decoding is bounded: the byte size and the dimensions the header declares are checked
+// against Limits before any pixel buffer is allocated, and every failure wraps one of the
+// sentinel errors ErrEmpty, ErrTooLarge, ErrUnsupported or ErrCorrupt.
+package imageproc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/webp"
+)
+
+// Limits bound what Decode accepts. A zero field takes the value of DefaultLimits.
+type Limits struct {
+	MaxBytes  int   // encoded size in bytes
+	MaxPixels int64 // width × height declared by the header
+	MaxSide   int   // longest side in pixels declared by the header
+}
+
+// DefaultLimits accepts photographs up to 50 megapixels (PIL's decompression-bomb threshold is
+// 89 M); a decoded image then needs at most 200 MB as RGBA.
+var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 50_000_000, MaxSide: 32768}
+
+func (l Limits) orDefault() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultLimits.MaxBytes
+	}
+	if l.MaxPixels <= 0 {
+		l.MaxPixels = DefaultLimits.MaxPixels
+	}
+	if l.MaxSide <= 0 {
+		l.MaxSide = DefaultLimits.MaxSide
+	}
+	return l
+}
+
+// Info describes what Decode found.
+type Info struct {
+	Format        string // "jpeg", "png", "gif", "webp" or "bmp"
+	Width, Height int    // pixels, as decoded
+	Model         string // colour model the decoder produced: "ycbcr", "gray", "gray16", "rgba", "nrgba", "rgba64", "nrgba64", "paletted", "cmyk", "nycbcra", or "other"
+	Alpha         bool   // some pixel was not opaque and was composited over white
+}
+
+// format is one supported container: how to recognise it and how to decode it.
+type format struct {
+	name   string
+	magic  func([]byte) bool
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+// formats is a fixed table rather than image.RegisterFormat's global registry, so that another
+// package registering, say, TIFF cannot widen what Decode accepts.
+var formats = []format{
+	{"jpeg", func(b []byte) bool { return bytes.HasPrefix(b, []byte("\xff\xd8")) }, jpeg.DecodeConfig, jpeg.Decode},
+	{"png", func(b []byte) bool { return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) }, png.DecodeConfig, png.Decode},
+	{"gif", func(b []byte) bool { return bytes.HasPrefix(b, []byte("GIF87a")) || bytes.HasPrefix(b, []byte("GIF89a")) },
+		gif.DecodeConfig, gif.Decode}, // gif.Decode stops after the first frame
+	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" },
+		webp.DecodeConfig, webp.Decode},
+	{"bmp", func(b []byte) bool { return bytes.HasPrefix(b, []byte("BM")) }, bmp.DecodeConfig, bmp.Decode},
+}
+
+// knownUnsupported names common formats that Decode recognises only to reject them clearly.
+func knownUnsupported(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
+		return "tiff"
+	case len(b) >= 12 && string(b[4:8]) == "ftyp":
+		return "isobmff (" + sanitize(b[8:12]) + ")" // HEIC, AVIF
+	case bytes.HasPrefix(b, []byte("\x00\x00\x01\x00")):
+		return "ico"
+	case bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")):
+		return "xml/svg/html"
+	}
+	return ""
+}
+
+func sanitize(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		out[i] = c
+	}
+	return string(out)
+}
+
+// Decode decodes one image of untrusted bytes into opaque 8-bit RGB.
+//
+// The result is an *image.YCbCr for an ordinary JPEG (the decoder's own output: converting it
+// would cost time and memory and lose nothing) and an *image.RGBA with every alpha 255 for
+// everything else; both have Bounds().Min = (0, 0). Grey, 16-bit, paletted and CMYK/YCCK
+// inputs are converted; translucent pixels are composited over white, as img2dataset does
+// (transparent logos and icons are drawn for light backgrounds; black would turn dark line art
+// invisible). A GIF yields its first frame.
+//
+// Decode checks len(b), then the dimensions the header declares, against lim before decoding,
+// and never panics: a decoder panic comes back as ErrCorrupt.
+func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
+	lim = lim.orDefault()
+	if len(b) == 0 {
+		return nil, Info{}, fmt.Errorf("%w: 0 bytes", ErrEmpty)
+	}
+	if len(b) > lim.MaxBytes {
+		return nil, Info{}, fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrTooLarge, len(b), lim.MaxBytes)
+	}
+	var f *format
+	for i := range formats {
+		if formats[i].magic(b) {
+			f = &formats[i]
+			break
+		}
+	}
+	if f == nil {
+		if name := knownUnsupported(b); name != "" {
+			return nil, Info{}, fmt.Errorf("%w: %s", ErrUnsupported, name)
+		}
+		return nil, Info{}, fmt.Errorf("%w: unrecognised signature %q", ErrUnsupported, sanitize(b[:min(len(b), 8)]))
+	}
+	info.Format = f.name
+
+	defer func() {
+		if r := recover(); r != nil {
+			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrCorrupt, f.name, r)
+		}
+	}()
+
+	cfg, err := f.config(bytes.NewReader(b))
+	if err != nil {
+		return nil, info, classify(f.name, "header", err)
+	}
+	w, h := cfg.Width, cfg.Height
+	switch {
+	case w < 0 || h < 0:
+		return nil, info, fmt.Errorf("%w: %s header declares %dx%d", ErrCorrupt, f.name, w, h)
+	case w == 0 || h == 0:
+		return nil, info, fmt.Errorf("%w: %s header declares %dx%d", ErrEmpty, f.name, w, h)
+	case w > lim.MaxSide || h > lim.MaxSide:
+		return nil, info, fmt.Errorf("%w: %s header declares %dx%d, a side beyond the limit of %d", ErrTooLarge, f.name, w, h, lim.MaxSide)
+	case int64(w)*int64(h) > lim.MaxPixels:
+		return nil, info, fmt.Errorf("%w: %s header declares %dx%d = %d pixels, beyond the limit of %d", ErrTooLarge, f.name, w, h, int64(w)*int64(h), lim.MaxPixels)
+	}
+
+	raw, err := f.decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, info, classify(f.name, "data", err)
+	}
+	r := raw.Bounds()
+	if r.Empty() {
+		return nil, info, fmt.Errorf("%w: %s decoded to %dx%d", ErrEmpty, f.name, r.Dx(), r.Dy())
+	}
+	if r.Dx() > w || r.Dy() > h {
+		// The header was checked against the limits, so the pixels must not exceed it.
+		return nil, info, fmt.Errorf("%w: %s decoded %dx%d from a %dx%d header", ErrCorrupt, f.name, r.Dx(), r.Dy(), w, h)
+	}
+	img, info.Model, info.Alpha = toRGB(raw)
+	info.Width, info.Height = r.Dx(), r.Dy()
+	return img, info, nil
+}
+
+// classify wraps a decoder's error in the sentinel that fits it.
+func classify(format, part string, err error) error {
+	var (
+		jpegUnsup jpeg.UnsupportedError
+		pngUnsup  png.UnsupportedError
+	)
+	switch {
+	case errors.As(err, &jpegUnsup), errors.As(err, &pngUnsup), errors.Is(err, bmp.ErrUnsupported):
+		return fmt.Errorf("%w: %s %s: %w", ErrUnsupported, format, part, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %s %s truncated: %w", ErrCorrupt, format, part, err)
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrCorrupt, format, part, err)
+}
