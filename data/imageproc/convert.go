@@ -44,7 +44,7 @@ func toRGB(src image.Image) (img image.Image, model string, alpha bool) {
 			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):][: 2*w : 2*w]
 			for x := 0; x < w; x++ {
 				v16 := uint32(row[2*x])<<8 | uint32(row[2*x+1]) // big-endian
-				v := uint8((v16*255 + 0x7fff) / 0xffff)          // rounded, as over16 does
+				v := uint8((v16*255 + 0x7fff) / 0xffff)         // rounded, as over16 does
 				put(dst.PixOffset(x, y), v, v, v)
 			}
 		}
