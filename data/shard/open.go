@@ -141,7 +141,12 @@ var fieldKinds = map[string]struct {
 // resolve maps the requested Record columns onto the file's columns. Key, caption and
 // image are required when requested (a missing key is synthesised instead); captions,
 // label and the size, sha256 and url columns are optional.
-func resolve(pf *parquet.File, path string, columns []string, m *Mapping) (*layout, error) {
+func resolve(pf *parquet.File, path string, columns []string, m *Mapping) (_ *layout, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: schema: parquet-go panicked: %v", ErrCorrupt, r)
+		}
+	}()
 	lay := &layout{keyPrefix: filepath.Base(path)}
 	if m != nil {
 		lay.mapping = *m
@@ -194,17 +199,16 @@ func resolve(pf *parquet.File, path string, columns []string, m *Mapping) (*layo
 			return nil, fmt.Errorf("missing column %q for %s (mapping %s)", src, field, mp)
 		}
 		fk := fieldKinds[field]
+		if !col.Leaf() {
+			return nil, fmt.Errorf("column %q (%s) is a group, want %v", src, field, fk.kinds)
+		}
 		kind := col.Type().Kind()
 		ok := false
 		for _, k := range fk.kinds {
 			ok = ok || k == kind
 		}
-		if !col.Leaf() || !ok {
-			what := kind.String()
-			if !col.Leaf() {
-				what = "a group"
-			}
-			return nil, fmt.Errorf("column %q (%s) is %s, want %v", src, field, what, fk.kinds)
+		if !ok {
+			return nil, fmt.Errorf("column %q (%s) is %s, want %v", src, field, kind, fk.kinds)
 		}
 		if rep := col.MaxRepetitionLevel(); (rep > 0) != fk.list || rep > 1 {
 			if fk.list {
