@@ -64,15 +64,24 @@ type format struct {
 // formats is a fixed table rather than image.RegisterFormat's global registry, so that another
 // package registering, say, TIFF cannot widen what Decode accepts.
 var formats = []format{
-	{"jpeg", func(b []byte) bool { return bytes.HasPrefix(b, []byte("\xff\xd8")) }, jpeg.DecodeConfig, jpeg.Decode},
-	{"png", func(b []byte) bool { return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) }, png.DecodeConfig, png.Decode},
-	{"gif", func(b []byte) bool {
-		return bytes.HasPrefix(b, []byte("GIF87a")) || bytes.HasPrefix(b, []byte("GIF89a"))
-	},
-		gif.DecodeConfig, gif.Decode}, // gif.Decode stops after the first frame
+	{"jpeg", prefix("\xff\xd8"), jpeg.DecodeConfig, jpeg.Decode},
+	{"png", prefix("\x89PNG\r\n\x1a\n"), png.DecodeConfig, png.Decode},
+	{"gif", prefix("GIF87a", "GIF89a"), gif.DecodeConfig, gif.Decode}, // Decode stops after the first frame
 	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" },
 		webp.DecodeConfig, webp.Decode},
-	{"bmp", func(b []byte) bool { return bytes.HasPrefix(b, []byte("BM")) }, bmp.DecodeConfig, bmp.Decode},
+	{"bmp", prefix("BM"), bmp.DecodeConfig, bmp.Decode},
+}
+
+// prefix returns a matcher for bytes that start with any of the signatures.
+func prefix(signatures ...string) func([]byte) bool {
+	return func(b []byte) bool {
+		for _, s := range signatures {
+			if bytes.HasPrefix(b, []byte(s)) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // knownUnsupported names common formats that Decode recognises only to reject them clearly.

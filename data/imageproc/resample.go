@@ -129,8 +129,10 @@ func resampleCHW(dst []float32, img image.Image, win window, size int, flip bool
 				cg += wk * q[1]
 				cb += wk * q[2]
 			}
+			// PIL clips the intermediate to 8 bits; so do we, so that overshoot at sharp
+			// edges does not ring on into the vertical pass.
 			o := out[3*j : 3*j+3 : 3*j+3]
-			o[0], o[1], o[2] = cr, cg, cb
+			o[0], o[1], o[2] = clamp255(cr), clamp255(cg), clamp255(cb)
 		}
 	}
 
@@ -164,6 +166,10 @@ func resampleCHW(dst []float32, img image.Image, win window, size int, flip bool
 			bOut[o] = clamp01(acc[3*j+2] * inv)
 		}
 	}
+}
+
+func clamp255(v float32) float32 {
+	return min(max(v, 0), 255)
 }
 
 func clamp01(v float32) float32 {
