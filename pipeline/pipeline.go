@@ -9,7 +9,7 @@
 //
 //	p := pipeline.New(ctx)
 //	recs := pipeline.Source(p, "read", readShards)
-//	imgs := pipeline.Map(p, "decode", recs, pipeline.Options{Workers: 4, Ordered: true}, decode)
+//	imgs := pipeline.Map(p, "decode", recs, pipeline.Options{Workers: 4}, decode) // ordered
 //	batches := pipeline.Batch(p, "batch", imgs, 128, false)
 //	pipeline.Sink(p, "train", pipeline.Buffer(p, "prefetch", batches, 2), step)
 //	err := p.Wait()

@@ -464,3 +464,54 @@ func TestStreamMisuse(t *testing.T) {
 		})
 	}
 }
+
+func TestReceiverAll(t *testing.T) {
+	for _, stopAt := range []int{-1, 5} {
+		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			p := New(context.Background())
+			gen := count(20)
+			if stopAt >= 0 {
+				gen = infinite // only the break can end it
+			}
+			src := Source(p, "src", gen)
+			r := Receive(p, "consumer", src)
+			var got []int
+			for v, err := range r.All() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, v)
+				if len(got) == stopAt {
+					break
+				}
+			}
+			want := 20
+			if stopAt >= 0 {
+				want = stopAt
+			}
+			if len(got) != want || got[len(got)-1] != want-1 {
+				t.Fatalf("got %v, want 0..%d", got, want-1)
+			}
+			if err := p.Wait(); err != nil {
+				t.Fatalf("Wait = %v", err)
+			}
+		})
+	}
+	t.Run("error", func(t *testing.T) {
+		p := New(context.Background())
+		r := Receive(p, "consumer", Source(p, "src", func(_ context.Context, emit func(int) error) error {
+			if err := emit(1); err != nil {
+				return err
+			}
+			return errBoom
+		}))
+		var errs []error
+		for _, err := range r.All() {
+			errs = append(errs, err)
+		}
+		if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], errBoom) {
+			t.Fatalf("errors %v, want [nil boom]", errs)
+		}
+	})
+}

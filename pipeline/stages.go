@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,4 +346,26 @@ func (r *Receiver[T]) Next() (T, error) {
 		return v, err
 	}
 	return v, io.EOF // the stream ended, or the owner called Stop
+}
+
+// All returns an iterator over the remaining items, for a range loop. When the pipeline fails
+// the last pair carries its error; breaking out of the loop stops the pipeline (Wait then
+// reports any error that came before the stop).
+func (r *Receiver[T]) All() iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for {
+			v, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(v, err)
+				return
+			}
+			if !yield(v, nil) {
+				r.p.Stop()
+				return
+			}
+		}
+	}
 }
