@@ -1,0 +1,191 @@
+// Package text is the CLIP tokenizer: OpenAI's byte-level BPE (simple_tokenizer.py) with its
+// embedded vocabulary, giving the same ids as the reference for the same text.
+//
+// It is built on github.com/sugarme/tokenizer's BPE model (vocabulary, reverse vocabulary,
+// merge ranks, byte-to-unicode map). The parts of that library that are wrong for CLIP are
+// replaced here, each at the place it would be used and with the reason: text clean-up
+// (clean.go), word splitting (pretokenize.go), the merge loop with "</w>" (bpe.go), the word
+// cache (cache.go), and framing with SOT/EOT, truncation and padding (below).
+package text
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"unicode/utf8"
+)
+
+const (
+	// SOT is the id of <|startoftext|>, the first id of every context.
+	SOT = 49406
+	// EOT is the id of <|endoftext|>, the last non-padding id of every context.
+	EOT = 49407
+	// VocabSize is the number of ids: every id is in [0, VocabSize).
+	VocabSize = 49408
+	// DefaultContextLength is the context length of OpenAI's CLIP models.
+	DefaultContextLength = 77
+	// MaxContextLength bounds the context length Tokenize and TokenizeLines accept, so a
+	// bad flag cannot ask for gigabytes.
+	MaxContextLength = 1 << 16
+)
+
+// Tokenizer turns text into CLIP token ids. It is safe for concurrent use by many
+// goroutines; make one with NewTokenizer and share it.
+type Tokenizer struct {
+	vocab   *vocabulary
+	cache   *wordCache
+	scratch sync.Pool // *scratch
+}
+
+// scratch holds one call's working buffers, reused through the pool so that tokenizing a
+// caption allocates nothing once warm.
+type scratch struct {
+	a, b      []byte  // text being cleaned, swapped between steps
+	sym, rank []int32 // BPE working arrays of one word
+	ids       []int32 // ids of the text
+}
+
+// loadShared parses the embedded vocabulary once per process; it is read-only after.
+var loadShared = sync.OnceValues(loadVocabulary)
+
+// NewTokenizer returns a tokenizer over the embedded CLIP vocabulary, with its own word
+// cache.
+func NewTokenizer() (*Tokenizer, error) {
+	v, err := loadShared()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tokenizer{vocab: v, cache: newWordCache()}
+	t.scratch.New = func() any { return new(scratch) }
+	return t, nil
+}
+
+// Encode returns the BPE ids of text, without SOT and EOT, as OpenAI's
+// SimpleTokenizer.encode does. Any bytes are accepted: invalid UTF-8 is read as U+FFFD.
+func (t *Tokenizer) Encode(text string) []int32 {
+	sc := t.scratch.Get().(*scratch)
+	defer t.scratch.Put(sc)
+	sc.ids = t.appendIDs(sc, sc.ids[:0], text, -1)
+	return append([]int32(nil), sc.ids...)
+}
+
+// Tokenize returns the context of text: SOT, the ids, EOT, then zeros up to contextLength.
+// A longer text is cut to contextLength with EOT kept last (OpenAI's tokenize with
+// truncate=True). contextLength must be in [2, MaxContextLength].
+func (t *Tokenizer) Tokenize(text string, contextLength int) ([]int32, error) {
+	if contextLength < 2 || contextLength > MaxContextLength {
+		return nil, fmt.Errorf("context length %d: want 2 to %d", contextLength, MaxContextLength)
+	}
+	dst := make([]int32, contextLength)
+	return dst, t.TokenizeInto(dst, text)
+}
+
+// errShortContext is returned for a context that cannot hold SOT and EOT.
+var errShortContext = errors.New("context shorter than 2 (SOT and EOT)")
+
+// TokenizeInto writes the context of text into dst, whose length is the context length, as
+// Tokenize does. It allocates nothing once the tokenizer is warm, and stops encoding as soon
+// as the context is full.
+func (t *Tokenizer) TokenizeInto(dst []int32, text string) error {
+	if len(dst) < 2 {
+		return fmt.Errorf("context length %d: %w", len(dst), errShortContext)
+	}
+	sc := t.scratch.Get().(*scratch)
+	defer t.scratch.Put(sc)
+	room := len(dst) - 2
+	sc.ids = t.appendIDs(sc, sc.ids[:0], text, room)
+	n := copy(dst[1:1+room], sc.ids)
+	dst[0] = SOT
+	dst[1+n] = EOT
+	clear(dst[2+n:])
+	return nil
+}
+
+// Decode returns the text of ids as OpenAI's SimpleTokenizer.decode does: token bytes joined,
+// read as UTF-8 with U+FFFD for ill-formed bytes, and every "</w>" turned into a space (so a
+// decoded word ends with a space). SOT and EOT decode to their names, padding zeros to "!";
+// ids outside [0, VocabSize) are skipped, where the reference raises KeyError.
+func (t *Tokenizer) Decode(ids []int32) string {
+	var raw []byte
+	for _, id := range ids {
+		if 0 <= id && id < VocabSize {
+			raw = append(raw, t.vocab.decode[id]...)
+		}
+	}
+	if !utf8.Valid(raw) {
+		raw = appendValidUTF8(nil, raw)
+	}
+	return string(bytes.ReplaceAll(raw, []byte(endOfWord), []byte(" ")))
+}
+
+// appendIDs appends the ids of text to dst; with limit >= 0 it stops once dst holds at least
+// limit ids (the rest would be truncated away).
+func (t *Tokenizer) appendIDs(sc *scratch, dst []int32, text string, limit int) []int32 {
+	s := sc.clean(text)
+	for i := 0; i < len(s) && (limit < 0 || len(dst) < limit); {
+		start, end := nextWord(s, i)
+		if start == end {
+			break
+		}
+		dst = t.appendWord(sc, dst, s[start:end])
+		i = end
+	}
+	return dst
+}
+
+// appendWord appends the ids of one word, from the cache when it is there.
+func (t *Tokenizer) appendWord(sc *scratch, dst []int32, word []byte) []int32 {
+	switch string(word) {
+	case sotText:
+		return append(dst, SOT)
+	case eotText:
+		return append(dst, EOT)
+	}
+	if ids, ok := t.cache.get(word); ok {
+		return append(dst, ids...)
+	}
+	n := len(dst)
+	dst, sc.sym, sc.rank = t.vocab.appendBPE(dst, word, sc.sym, sc.rank)
+	t.cache.put(word, dst[n:])
+	return dst
+}
+
+// clean returns text after OpenAI's clean-up (see clean.go): valid UTF-8, HTML references
+// unescaped twice, whitespace collapsed and stripped, lower-cased. The result lives in the
+// scratch buffers until the next call.
+func (sc *scratch) clean(text string) []byte {
+	a, b := sc.a[:0], sc.b[:0]
+	if utf8.ValidString(text) {
+		a = append(a, text...)
+	} else {
+		a = appendValidUTF8(a, []byte(text))
+	}
+	for range 2 {
+		if bytes.IndexByte(a, '&') < 0 {
+			break
+		}
+		a, b = appendUnescape(b[:0], a), a
+	}
+	a, b = appendWhitespaceClean(b[:0], a), a
+	if isASCII(a) {
+		for i, c := range a {
+			if 'A' <= c && c <= 'Z' {
+				a[i] = c + 'a' - 'A'
+			}
+		}
+	} else {
+		a, b = appendLower(b[:0], a), a
+	}
+	sc.a, sc.b = a, b
+	return a
+}
+
+func isASCII(s []byte) bool {
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
