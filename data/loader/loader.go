@@ -160,28 +160,33 @@ type Epoch struct {
 	p     *pipeline.Pipeline
 	out   *pipeline.Receiver[*Batch]
 	skips *skipCounter
-	done  bool
+	err   error // sticky: io.EOF or the error that ended the epoch
 }
 
 // Next returns the next batch, io.EOF after the last one, or the error that stopped the
 // pipeline (naming the stage and, for a bad record in strict mode, its key, file and row
 // group). Call Batch.Release when done with a batch so that its buffers are reused.
 func (e *Epoch) Next() (*Batch, error) {
-	if e.done {
-		return nil, io.EOF
+	if e.err != nil {
+		return nil, e.err
 	}
 	b, err := e.out.Next()
 	if err != nil {
-		e.done = true
+		e.err = err
 		return nil, err
 	}
 	return b, nil
 }
 
-// Close stops the epoch early (or after its end) and waits for its goroutines to return.
+// Close stops the epoch early (or after its end) and waits for its goroutines to return. It
+// returns the error that had stopped the epoch before, if any; later Next calls return io.EOF
+// or that error.
 func (e *Epoch) Close() error {
-	e.done = true
-	return e.p.Stop()
+	err := e.p.Stop()
+	if e.err == nil {
+		e.err = io.EOF
+	}
+	return err
 }
 
 // Stats is a snapshot of an epoch's progress, for metrics logs.

@@ -188,6 +188,9 @@ func TestShapesAndRanges(t *testing.T) {
 	if len(st.Stages) != 7 || st.Stages[1].Stage != "decode" || st.Stages[1].Out != 45 {
 		t.Errorf("stats %v", st.Stages)
 	}
+	if st.Stall <= 0 { // the first Next cannot find a batch ready
+		t.Errorf("stall %v, want > 0", st.Stall)
+	}
 }
 
 // digest summarises a run for determinism comparisons.
@@ -487,5 +490,26 @@ func TestBatchReuse(t *testing.T) {
 			return
 		}
 		b.Release()
+	}
+}
+
+// TestBadAugment checks that an invalid augmentation stops the epoch with imageproc's reason
+// and the sample's key, instead of skipping every image.
+func TestBadAugment(t *testing.T) {
+	files := writeShards(t, testRecords(t, 8, 16, false), 1, 4)
+	cfg := baseConfig(files, Train)
+	cfg.Augment.Scale = [2]float64{0.9, 0.1}
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := l.Epoch(context.Background(), 0, 0)
+	defer e.Close()
+	_, err = e.Next()
+	if err == nil || !strings.Contains(err.Error(), "scale") || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("Next = %v, want the augment's scale error with the key", err)
+	}
+	if _, again := e.Next(); again != err {
+		t.Errorf("second Next = %v, want the same error", again)
 	}
 }
