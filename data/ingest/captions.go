@@ -1,0 +1,486 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Caption file formats.
+const (
+	FormatAuto  = "auto"  // from the extension, else from the first line
+	FormatToken = "token" // Flickr8k/Flickr30k: "name.jpg#n<TAB>caption", no header
+	FormatCSV   = "csv"   // RFC 4180 CSV with a header row
+	FormatTSV   = "tsv"   // tab-separated with a header row, no quoting
+	FormatJSONL = "jsonl" // one JSON object per line
+)
+
+// Column names tried, in order, when CaptionsOptions leaves a column unnamed: open_clip's
+// CsvDataset defaults first, then the plain names.
+var (
+	defaultImageColumns   = []string{"filepath", "image"}
+	defaultCaptionColumns = []string{"title", "caption"}
+)
+
+// CaptionsOptions describes a captions file and the images it refers to.
+type CaptionsOptions struct {
+	File   string // the captions file
+	Images string // the images root that paths in File are relative to; default File's directory
+	Format string // FormatAuto (""), FormatToken, FormatCSV, FormatTSV or FormatJSONL
+	// ImageColumn and CaptionColumn name the fields (CSV/TSV header, JSONL keys) holding the
+	// image path and the caption; empty means "filepath" else "image", and "title" else
+	// "caption". A JSONL caption may also be a list of strings.
+	ImageColumn, CaptionColumn string
+	Limits                     Limits
+}
+
+// CaptionsSource reads a captions file; see Captions.
+type CaptionsSource struct {
+	opts   CaptionsOptions
+	root   *imageRoot
+	format string
+	name   string // File's base name, for origins
+}
+
+// Captions returns a source of the images listed in a captions file, with all captions of
+// each image grouped in file order (also when its lines are not adjacent).
+//
+// An image's key is its path relative to the images root, cleaned, slash-separated, without
+// its extension: "1000268201_693b08cb0e" for Flickr's "1000268201_693b08cb0e.jpg#0", "dogs/rex"
+// for "dogs/./rex.png". Paths are grouped before the extension is dropped, so "a.jpg" and
+// "a.png" stay two images; they share the key "a", and prepare keeps the first.
+//
+// Captions are cleaned of surrounding white space and inner runs of it become one space.
+// The whole file is parsed before the first item is yielded (to group captions), so it is
+// held in memory, bounded by Limits.MaxRecords × Limits.MaxLineBytes.
+func Captions(opts CaptionsOptions) (*CaptionsSource, error) {
+	opts.Limits = opts.Limits.withDefaults()
+	if opts.Images == "" {
+		opts.Images = filepath.Dir(opts.File)
+	}
+	root, err := newImageRoot(opts.Images, opts.Limits.MaxImageBytes)
+	if err != nil {
+		return nil, fmt.Errorf("captions %s: %w", opts.File, err)
+	}
+	s := &CaptionsSource{opts: opts, root: root, format: opts.Format, name: filepath.Base(opts.File)}
+	switch s.format {
+	case "", FormatAuto:
+		f, err := os.Open(opts.File)
+		if err != nil {
+			return nil, fmt.Errorf("captions: %w", err)
+		}
+		defer f.Close()
+		if s.format, err = detectFormat(opts.File, f); err != nil {
+			return nil, fmt.Errorf("captions %s: %w", opts.File, err)
+		}
+	case FormatToken, FormatCSV, FormatTSV, FormatJSONL:
+	default:
+		return nil, fmt.Errorf("captions %s: unknown format %q (want auto, token, csv, tsv or jsonl)", opts.File, opts.Format)
+	}
+	return s, nil
+}
+
+// Name returns "captions:<file> (<format>)".
+func (s *CaptionsSource) Name() string { return "captions:" + s.opts.File + " (" + s.format + ")" }
+
+// Format returns the format in use, after auto-detection.
+func (s *CaptionsSource) Format() string { return s.format }
+
+// Classes returns nil: captions files are unlabelled.
+func (s *CaptionsSource) Classes() []string { return nil }
+
+// Scan parses the file, then yields its images in order of first appearance.
+func (s *CaptionsSource) Scan(ctx context.Context, yield func(Item) error, reject func(Reject) error) error {
+	f, err := os.Open(s.opts.File)
+	if err != nil {
+		return fmt.Errorf("captions: %w", err)
+	}
+	defer f.Close()
+	return s.scan(ctx, f, yield, reject)
+}
+
+// group gathers the captions of one image path.
+type group struct {
+	path     string // as written in the file (first occurrence)
+	origin   string // where it first appeared
+	captions []string
+}
+
+func (s *CaptionsSource) scan(ctx context.Context, r io.Reader, yield func(Item) error, reject func(Reject) error) error {
+	lim := s.opts.Limits
+	var groups []*group
+	index := map[string]*group{}
+	records := 0
+	// record takes one parsed line: an image path and its captions.
+	record := func(origin, path string, caps []string) error {
+		if records++; records > lim.MaxRecords {
+			return fmt.Errorf("captions %s: more than %d records (Limits.MaxRecords)", s.opts.File, lim.MaxRecords)
+		}
+		if records%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		id, key := path, "" // paths that leave the root keep their raw text and get no key
+		if filepath.IsLocal(filepath.FromSlash(path)) {
+			id = filepath.Clean(filepath.FromSlash(path))
+			key = keyOf(id)
+		}
+		g := index[id]
+		if g == nil {
+			g = &group{path: path, origin: origin}
+			index[id] = g
+			groups = append(groups, g)
+		}
+		for _, c := range caps {
+			c, reason, detail := cleanCaption(c, lim.MaxCaptionBytes)
+			if reason == "" && len(g.captions) >= lim.MaxCaptionsPerImage {
+				reason, detail = ReasonTooManyCaptions, fmt.Sprintf("limit %d captions per image", lim.MaxCaptionsPerImage)
+			}
+			if reason != "" {
+				if err := reject(Reject{Origin: origin, Key: key, Reason: reason, Detail: detail}); err != nil {
+					return err
+				}
+				continue
+			}
+			g.captions = append(g.captions, c)
+		}
+		return nil
+	}
+	p := parser{file: s.name, lim: lim, record: record, reject: reject,
+		imageCol: s.opts.ImageColumn, captionCol: s.opts.CaptionColumn}
+	var err error
+	switch s.format {
+	case FormatToken:
+		err = p.token(r)
+	case FormatTSV:
+		err = p.tsv(r)
+	case FormatCSV:
+		err = p.csv(r)
+	case FormatJSONL:
+		err = p.jsonl(r)
+	}
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		clean, reason, detail := s.root.resolve(g.path)
+		key := keyOf(clean)
+		if reason == "" && len(g.captions) == 0 {
+			reason, detail = ReasonNoCaption, "every caption of this image was rejected"
+		}
+		if reason != "" {
+			if err := reject(Reject{Origin: g.origin, Key: key, Reason: reason, Detail: detail}); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := yield(Item{Key: key, Captions: g.captions, Origin: g.origin, Load: s.root.loader(clean)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cleanCaption trims c and folds its inner white space, or says why c is rejected.
+func cleanCaption(c string, maxBytes int) (clean, reason, detail string) {
+	if !utf8.ValidString(c) {
+		return "", ReasonInvalidUTF8, fmt.Sprintf("caption %q is not valid UTF-8", truncate(c, 60))
+	}
+	c = strings.Join(strings.Fields(c), " ")
+	if c == "" {
+		return "", ReasonEmptyCaption, "empty caption"
+	}
+	if len(c) > maxBytes {
+		return "", ReasonCaptionTooLong, fmt.Sprintf("caption of %d bytes, limit %d", len(c), maxBytes)
+	}
+	return c, "", ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// parser turns the lines of one format into records.
+type parser struct {
+	file                 string
+	lim                  Limits
+	imageCol, captionCol string
+	record               func(origin, path string, caps []string) error
+	reject               func(Reject) error
+}
+
+func (p *parser) origin(line int) string { return fmt.Sprintf("%s:%d", p.file, line) }
+
+func (p *parser) bad(line int, reason, format string, args ...any) error {
+	return p.reject(Reject{Origin: p.origin(line), Reason: reason, Detail: fmt.Sprintf(format, args...)})
+}
+
+// lines calls fn for each line of r without its line ending, numbered from 1, skipping blank
+// lines and rejecting over-long ones without holding them.
+func (p *parser) lines(r io.Reader, fn func(n int, line []byte) error) error {
+	br := bufio.NewReaderSize(r, p.lim.MaxLineBytes+2) // room for "\r\n"
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		tooLong := false
+		for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of an over-long line
+			tooLong = true
+			_, err = br.ReadSlice('\n')
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("captions %s line %d: %w", p.file, n, err)
+		}
+		if n == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if tooLong || len(line) > p.lim.MaxLineBytes {
+			if rerr := p.bad(n, ReasonLineTooLong, "line longer than %d bytes", p.lim.MaxLineBytes); rerr != nil {
+				return rerr
+			}
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			if ferr := fn(n, line); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// flickrName matches the image field of the token format: a name and a "#n" caption number.
+var flickrName = regexp.MustCompile(`^(.+)#[0-9]+$`)
+
+// token parses the Flickr8k/Flickr30k token format.
+func (p *parser) token(r io.Reader) error {
+	return p.lines(r, func(n int, line []byte) error {
+		name, caption, ok := bytes.Cut(line, []byte("\t"))
+		if !ok {
+			return p.bad(n, ReasonBadLine, "no tab between image and caption")
+		}
+		if m := flickrName.FindSubmatch(name); m != nil {
+			name = m[1]
+		}
+		return p.pathAndCaptions(n, string(name), []string{string(caption)})
+	})
+}
+
+// pathAndCaptions checks a record's path field, trimmed of surrounding white space, and
+// passes the record on.
+func (p *parser) pathAndCaptions(n int, path string, caps []string) error {
+	path = strings.TrimSpace(path)
+	switch {
+	case !utf8.ValidString(path):
+		return p.bad(n, ReasonInvalidUTF8, "image path %q is not valid UTF-8", truncate(path, 60))
+	case path == "":
+		return p.bad(n, ReasonBadLine, "empty image path")
+	}
+	return p.record(p.origin(n), path, caps)
+}
+
+// columns finds the image and caption columns in a header row.
+func (p *parser) columns(header []string) (img, capt int, err error) {
+	find := func(named string, defaults []string, what string) (int, error) {
+		names := defaults
+		if named != "" {
+			names = []string{named}
+		}
+		for _, name := range names {
+			if i := slices.Index(header, name); i >= 0 {
+				return i, nil
+			}
+		}
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = strconv.Quote(n)
+		}
+		return 0, fmt.Errorf("captions %s: no %s column %s in header %q", p.file, what, strings.Join(quoted, " or "), header)
+	}
+	if img, err = find(p.imageCol, defaultImageColumns, "image"); err != nil {
+		return 0, 0, err
+	}
+	capt, err = find(p.captionCol, defaultCaptionColumns, "caption")
+	return img, capt, err
+}
+
+// tsv parses tab-separated values with a header row and no quoting.
+func (p *parser) tsv(r io.Reader) error {
+	var header []string
+	var img, capt int
+	return p.lines(r, func(n int, line []byte) error {
+		fields := strings.Split(string(line), "\t")
+		if header == nil {
+			header = fields
+			var err error
+			img, capt, err = p.columns(header)
+			return err
+		}
+		if len(fields) != len(header) {
+			return p.bad(n, ReasonBadLine, "%d fields, header has %d", len(fields), len(header))
+		}
+		return p.pathAndCaptions(n, fields[img], []string{fields[capt]})
+	})
+}
+
+// errRecordTooLong stops a CSV record that grows past MaxLineBytes: a quoted field cannot be
+// resynchronised, so it ends the scan.
+var errRecordTooLong = errors.New("record too long")
+
+// boundedRecords feeds a csv.Reader and fails once the record being read has pulled in more
+// than max bytes (plus the csv.Reader's read-ahead): start is the input offset where the
+// record began, which the caller sets after each record.
+type boundedRecords struct {
+	r           io.Reader
+	read, start int64
+	max         int64
+}
+
+// csvReadAhead is more than what csv.Reader buffers beyond the bytes it has consumed.
+const csvReadAhead = 8 << 10
+
+func (b *boundedRecords) Read(buf []byte) (int, error) {
+	if b.read-b.start > b.max+csvReadAhead {
+		return 0, errRecordTooLong
+	}
+	n, err := b.r.Read(buf)
+	b.read += int64(n)
+	return n, err
+}
+
+// csv parses RFC 4180 CSV with a header row.
+func (p *parser) csv(r io.Reader) error {
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	guard := &boundedRecords{r: br, max: int64(p.lim.MaxLineBytes)}
+	cr := csv.NewReader(guard)
+	cr.FieldsPerRecord = -1 // checked here, to reject rather than stop
+	var header []string
+	var img, capt int
+	for {
+		rec, err := cr.Read()
+		guard.start = cr.InputOffset()
+		if err == io.EOF {
+			if header == nil {
+				return fmt.Errorf("captions %s: empty file, no header", p.file)
+			}
+			return nil
+		}
+		var perr *csv.ParseError
+		switch {
+		case errors.Is(err, errRecordTooLong):
+			return fmt.Errorf("captions %s: the record starting at byte %d is longer than %d bytes (Limits.MaxLineBytes)", p.file, guard.start, p.lim.MaxLineBytes)
+		case errors.As(err, &perr) && header != nil:
+			err = p.bad(perr.StartLine, ReasonBadLine, "%v", perr.Err)
+		case err != nil && header == nil:
+			return fmt.Errorf("captions %s: header: %w", p.file, err)
+		case err != nil:
+			return fmt.Errorf("captions %s: %w", p.file, err)
+		case header == nil:
+			header = slices.Clone(rec)
+			img, capt, err = p.columns(header)
+		default:
+			line, _ := cr.FieldPos(0)
+			if len(rec) != len(header) {
+				err = p.bad(line, ReasonBadLine, "%d fields, header has %d", len(rec), len(header))
+			} else {
+				err = p.pathAndCaptions(line, rec[img], []string{rec[capt]})
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// jsonl parses one JSON object per line.
+func (p *parser) jsonl(r io.Reader) error {
+	return p.lines(r, func(n int, line []byte) error {
+		if !utf8.Valid(line) {
+			return p.bad(n, ReasonInvalidUTF8, "line is not valid UTF-8")
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(line, &obj); err != nil {
+			return p.bad(n, ReasonBadLine, "not a JSON object: %v", err)
+		}
+		pick := func(named string, defaults []string) (string, json.RawMessage) {
+			if named != "" {
+				return named, obj[named]
+			}
+			for _, name := range defaults {
+				if v, ok := obj[name]; ok {
+					return name, v
+				}
+			}
+			return strings.Join(defaults, `" or "`), nil
+		}
+		imgName, imgRaw := pick(p.imageCol, defaultImageColumns)
+		capName, capRaw := pick(p.captionCol, defaultCaptionColumns)
+		var path string
+		if imgRaw == nil || json.Unmarshal(imgRaw, &path) != nil {
+			return p.bad(n, ReasonBadLine, "no string field %q", imgName)
+		}
+		var caps []string
+		var one string
+		switch {
+		case capRaw == nil:
+			return p.bad(n, ReasonBadLine, "no field %q", capName)
+		case json.Unmarshal(capRaw, &one) == nil:
+			caps = []string{one}
+		case json.Unmarshal(capRaw, &caps) != nil:
+			return p.bad(n, ReasonBadLine, "field %q is neither a string nor a list of strings", capName)
+		}
+		return p.pathAndCaptions(n, path, caps)
+	})
+}
+
+// detectFormat guesses the format of a captions file from its name, else its first line: a
+// "{" means JSONL; a first field ending in "#n" means the token format; a tab, TSV; a
+// comma, CSV.
+func detectFormat(name string, r io.Reader) (string, error) {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".jsonl", ".ndjson", ".json":
+		return FormatJSONL, nil
+	case ".csv":
+		return FormatCSV, nil
+	}
+	br := bufio.NewReader(io.LimitReader(r, DefaultMaxLineBytes))
+	var first []byte
+	for len(bytes.TrimSpace(first)) == 0 {
+		line, err := br.ReadBytes('\n')
+		first = bytes.TrimRight(bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")), "\r\n")
+		if err != nil && len(bytes.TrimSpace(first)) == 0 {
+			return "", fmt.Errorf("cannot detect the format: no line in the first %d bytes", DefaultMaxLineBytes)
+		}
+	}
+	name0, _, hasTab := bytes.Cut(first, []byte("\t"))
+	switch {
+	case first[0] == '{':
+		return FormatJSONL, nil
+	case hasTab && flickrName.Match(name0):
+		return FormatToken, nil
+	case hasTab:
+		return FormatTSV, nil
+	case bytes.IndexByte(first, ',') >= 0:
+		return FormatCSV, nil
+	}
+	return "", fmt.Errorf("cannot detect the format from the first line %q; set the format", truncate(string(first), 60))
+}
