@@ -259,55 +259,68 @@ func saturation(t []float32, size int, f float32) {
 	}
 }
 
-// hue rotates every pixel's hue by shift turns through HSV, as torchvision's adjust_hue.
+// hue rotates every pixel's hue by shift turns, as torchvision's adjust_hue does through HSV.
+// HSV is not materialised: with mx, mn the largest and smallest channel and d = mx - mn, the
+// value is mx and the rotated pixel's channels are mx, mn and mn + d*f or mx - d*f for the
+// fraction f of the new hue within its sixth of the circle, one division per pixel.
 func hue(t []float32, size int, shift float32) {
 	n := size * size
 	r, g, b := t[:n], t[n:2*n], t[2*n:3*n]
+	g, b = g[:len(r)], b[:len(r)]
+	shift6 := 6 * shift
 	for i := range r {
-		h, s, v := rgbToHSV(r[i], g[i], b[i])
-		h += shift
-		h -= float32(math.Floor(float64(h)))
-		r[i], g[i], b[i] = hsvToRGB(h, s, v)
-	}
-}
-
-// rgbToHSV returns hue in turns [0, 1), saturation and value in [0, 1].
-func rgbToHSV(r, g, b float32) (h, s, v float32) {
-	mx, mn := max(r, g, b), min(r, g, b)
-	d := mx - mn
-	if d == 0 {
-		return 0, 0, mx
-	}
-	switch mx {
-	case r:
-		h = (g - b) / d
+		R, G, B := r[i], g[i], b[i]
+		mx, mn := R, R
+		if G > mx {
+			mx = G
+		}
+		if B > mx {
+			mx = B
+		}
+		if G < mn {
+			mn = G
+		}
+		if B < mn {
+			mn = B
+		}
+		d := mx - mn
+		if d == 0 {
+			continue // grey has no hue
+		}
+		var h float32 // in sixths of a turn, [0, 6)
+		switch inv := 1 / d; mx {
+		case R:
+			h = (G - B) * inv
+			if h < 0 {
+				h += 6
+			}
+		case G:
+			h = (B-R)*inv + 2
+		default:
+			h = (R-G)*inv + 4
+		}
+		h += shift6
 		if h < 0 {
 			h += 6
+		} else if h >= 6 {
+			h -= 6
 		}
-	case g:
-		h = (b-r)/d + 2
-	default:
-		h = (r-g)/d + 4
+		sector := min(int(h), 5)
+		f := h - float32(sector)
+		up, down := mn+d*f, mx-d*f
+		switch sector {
+		case 0:
+			r[i], g[i], b[i] = mx, up, mn
+		case 1:
+			r[i], g[i], b[i] = down, mx, mn
+		case 2:
+			r[i], g[i], b[i] = mn, mx, up
+		case 3:
+			r[i], g[i], b[i] = mn, down, mx
+		case 4:
+			r[i], g[i], b[i] = up, mn, mx
+		default:
+			r[i], g[i], b[i] = mx, mn, down
+		}
 	}
-	return h / 6, d / mx, mx
-}
-
-func hsvToRGB(h, s, v float32) (r, g, b float32) {
-	h6 := h * 6
-	sector := int(h6)
-	f := h6 - float32(sector)
-	p, q, u := v*(1-s), v*(1-s*f), v*(1-s*(1-f))
-	switch sector % 6 {
-	case 0:
-		return v, u, p
-	case 1:
-		return q, v, p
-	case 2:
-		return p, v, u
-	case 3:
-		return p, q, v
-	case 4:
-		return u, p, v
-	}
-	return v, p, q
 }

@@ -340,13 +340,19 @@ func TestJitterOps(t *testing.T) {
 	if !near(x[2:3], []float32{0.5}) {
 		t.Errorf("hue must leave grey alone: %v", x)
 	}
+	// hue against a textbook HSV round trip, over random pixels and shifts.
 	rng := rand.New(rand.NewPCG(5, 5))
-	for range 1000 {
+	for range 2000 {
 		r, gg, b := rng.Float32(), rng.Float32(), rng.Float32()
-		h, sat, v := rgbToHSV(r, gg, b)
-		r2, g2, b2 := hsvToRGB(h, sat, v)
-		if math.Abs(float64(r-r2))+math.Abs(float64(gg-g2))+math.Abs(float64(b-b2)) > 1e-5 {
-			t.Fatalf("HSV round trip %v,%v,%v -> %v,%v,%v", r, gg, b, r2, g2, b2)
+		shift := rng.Float32() - 0.5
+		x := tensor([3]float32{r, gg, b})
+		hue(x, s, shift)
+		h, sat, v := refRGBToHSV(r, gg, b)
+		h += float64(shift)
+		h -= math.Floor(h)
+		wr, wg, wb := refHSVToRGB(h, sat, v)
+		if math.Abs(float64(x[0])-wr)+math.Abs(float64(x[s*s])-wg)+math.Abs(float64(x[2*s*s])-wb) > 1e-5 {
+			t.Fatalf("hue %v of %v,%v,%v: %v,%v,%v, want %v,%v,%v", shift, r, gg, b, x[0], x[s*s], x[2*s*s], wr, wg, wb)
 		}
 	}
 	// Grey always: channels equal; brightness 0.5 on a flat image: one factor in [0.5, 1.5].
@@ -412,4 +418,43 @@ func noisy(w, h int, seed uint64) *image.RGBA {
 		}
 	}
 	return img
+}
+
+// refRGBToHSV and refHSVToRGB are the textbook conversions in float64 (hue in turns), the
+// reference for hue.
+func refRGBToHSV(r32, g32, b32 float32) (h, s, v float64) {
+	r, g, b := float64(r32), float64(g32), float64(b32)
+	mx, mn := math.Max(r, math.Max(g, b)), math.Min(r, math.Min(g, b))
+	d := mx - mn
+	if d == 0 {
+		return 0, 0, mx
+	}
+	switch mx {
+	case r:
+		h = math.Mod((g-b)/d+6, 6)
+	case g:
+		h = (b-r)/d + 2
+	default:
+		h = (r-g)/d + 4
+	}
+	return h / 6, d / mx, mx
+}
+
+func refHSVToRGB(h, s, v float64) (r, g, b float64) {
+	i := math.Floor(h * 6)
+	f := h*6 - i
+	p, q, t := v*(1-s), v*(1-s*f), v*(1-s*(1-f))
+	switch int(i) % 6 {
+	case 0:
+		return v, t, p
+	case 1:
+		return q, v, p
+	case 2:
+		return p, v, t
+	case 3:
+		return p, q, v
+	case 4:
+		return t, p, v
+	}
+	return v, p, q
 }

@@ -79,12 +79,12 @@ func grow[T any](s []T, n int) []T {
 }
 
 // scratch holds every buffer one resample needs; pooled so that steady-state calls allocate
-// nothing.
+// nothing. Pixels are kept planar (R, G, B planes) so that both passes are plain dot products
+// and row updates over contiguous float32 slices.
 type scratch struct {
 	ax, ay axis
-	src    []float32 // source region as interleaved RGB in [0, 255]: (ay.hi-ay.lo) rows × (ax.hi-ax.lo) × 3
-	tmp    []float32 // horizontally resampled rows: (ay.hi-ay.lo) × outW × 3
-	acc    []float32 // one output row: outW × 3
+	src    []float32 // source region, 3 planes of (ay.hi-ay.lo) × (ax.hi-ax.lo), values in [0, 255]
+	tmp    []float32 // horizontally resampled rows, 3 planes of (ay.hi-ay.lo) × outW, in [0, 1]
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -108,80 +108,91 @@ func resampleCHW(dst []float32, img image.Image, win window, size int, flip bool
 	s.ax.compute(size, win.Bounds.Min.X, win.Bounds.Max.X, win.X0, win.SX)
 	s.ay.compute(size, win.Bounds.Min.Y, win.Bounds.Max.Y, win.Y0, win.SY)
 	rw, rh := s.ax.hi-s.ax.lo, s.ay.hi-s.ay.lo
-	s.src = grow(s.src, rw*rh*3)
+	s.src = grow(s.src, 3*rw*rh)
 	loadRGB(s.src, img, image.Rect(s.ax.lo, s.ay.lo, s.ax.hi, s.ay.hi))
 
-	// Horizontal pass: every needed source row -> size columns.
-	row3 := size * 3
-	s.tmp = grow(s.tmp, rh*row3)
+	// Horizontal pass: every needed source row -> size columns, scaled to [0, 1] and clipped
+	// as PIL clips its 8-bit intermediate (so overshoot at sharp edges does not ring on into
+	// the vertical pass). Flipping here costs nothing.
 	ax := &s.ax
-	for r := 0; r < rh; r++ {
-		src := s.src[r*rw*3 : (r+1)*rw*3]
-		out := s.tmp[r*row3 : (r+1)*row3]
+	for j := range ax.w {
+		ax.w[j] *= 1.0 / 255
+	}
+	s.tmp = grow(s.tmp, 3*rh*size)
+	for r := 0; r < 3*rh; r++ { // the three planes are stacked: 3*rh rows in all
+		src := s.src[r*rw : (r+1)*rw]
+		out := s.tmp[r*size : (r+1)*size]
 		for j := 0; j < size; j++ {
 			w := ax.w[j*ax.taps : j*ax.taps+ax.count[j]]
-			p := src[(ax.start[j]-ax.lo)*3:]
-			p = p[:len(w)*3]
-			var cr, cg, cb float32
+			p := src[ax.start[j]-ax.lo:]
+			p = p[:len(w)]
+			var sum float32
 			for k, wk := range w {
-				q := p[3*k : 3*k+3 : 3*k+3]
-				cr += wk * q[0]
-				cg += wk * q[1]
-				cb += wk * q[2]
+				sum += wk * p[k]
 			}
-			// PIL clips the intermediate to 8 bits; so do we, so that overshoot at sharp
-			// edges does not ring on into the vertical pass.
-			o := out[3*j : 3*j+3 : 3*j+3]
-			o[0], o[1], o[2] = clamp255(cr), clamp255(cg), clamp255(cb)
-		}
-	}
-
-	// Vertical pass: accumulate whole rows (contiguous, cache friendly), then scatter the
-	// row into the three planes, scaled to [0, 1] and clipped as PIL's uint8 output is.
-	s.acc = grow(s.acc, row3)
-	acc := s.acc
-	ay := &s.ay
-	plane := size * size
-	const inv = 1.0 / 255
-	for i := 0; i < size; i++ {
-		clear(acc)
-		w := ay.w[i*ay.taps : i*ay.taps+ay.count[i]]
-		for k, wk := range w {
-			r := ay.start[i] - ay.lo + k
-			t := s.tmp[r*row3 : (r+1)*row3]
-			for j := range acc {
-				acc[j] += wk * t[j]
-			}
-		}
-		rOut := dst[0*plane+i*size : 0*plane+(i+1)*size]
-		gOut := dst[1*plane+i*size : 1*plane+(i+1)*size]
-		bOut := dst[2*plane+i*size : 2*plane+(i+1)*size]
-		for j := 0; j < size; j++ {
 			o := j
 			if flip {
 				o = size - 1 - j
 			}
-			rOut[o] = clamp01(acc[3*j] * inv)
-			gOut[o] = clamp01(acc[3*j+1] * inv)
-			bOut[o] = clamp01(acc[3*j+2] * inv)
+			out[o] = clamp01(sum)
+		}
+	}
+
+	// Vertical pass: each output row is a weighted sum of whole intermediate rows.
+	ay := &s.ay
+	for c := 0; c < 3; c++ {
+		tmp := s.tmp[c*rh*size : (c+1)*rh*size]
+		for i := 0; i < size; i++ {
+			d := dst[(c*size+i)*size : (c*size+i+1)*size]
+			w := ay.w[i*ay.taps : i*ay.taps+ay.count[i]]
+			r0 := ay.start[i] - ay.lo
+			axpy0(d, w[0], tmp[r0*size:(r0+1)*size])
+			for k := 1; k < len(w); k++ {
+				axpy(d, w[k], tmp[(r0+k)*size:(r0+k+1)*size])
+			}
+			for x, v := range d {
+				d[x] = clamp01(v)
+			}
 		}
 	}
 }
 
-func clamp255(v float32) float32 {
-	return min(max(v, 0), 255)
+// axpy0 sets d = a*x.
+func axpy0(d []float32, a float32, x []float32) {
+	x = x[:len(d)]
+	for i := range d {
+		d[i] = a * x[i]
+	}
 }
 
+// axpy adds a*x to d.
+func axpy(d []float32, a float32, x []float32) {
+	x = x[:len(d)]
+	for i := range d {
+		d[i] += a * x[i]
+	}
+}
+
+// clamp01 clips to [0, 1]; comparisons rather than min/max, which must also order NaNs and
+// signed zeros and cost several times more here.
 func clamp01(v float32) float32 {
-	return min(max(v, 0), 1)
+	if v < 0 {
+		return 0
+	}
+	if v > 1 {
+		return 1
+	}
+	return v
 }
 
-// loadRGB writes the pixels of r (relative to img.Bounds().Min) into dst as interleaved RGB
-// float32 in [0, 255], compositing translucent pixels over white. It reads the common decoder
-// outputs directly instead of through the per-pixel color.Color interface.
+// loadRGB writes the pixels of r (relative to img.Bounds().Min) into dst as three planes
+// (R, G, B) of r.Dx()×r.Dy() float32 in [0, 255], compositing translucent pixels over white.
+// It reads the common decoder outputs directly instead of through the per-pixel color.Color
+// interface.
 func loadRGB(dst []float32, img image.Image, r image.Rectangle) {
 	b := img.Bounds()
-	w := r.Dx()
+	w, n := r.Dx(), r.Dx()*r.Dy()
+	R, G, B := dst[:n], dst[n:2*n], dst[2*n:3*n]
 	i := 0
 	switch m := img.(type) {
 	case *image.YCbCr:
@@ -193,49 +204,44 @@ func loadRGB(dst []float32, img image.Image, r image.Rectangle) {
 			yrow := m.Y[(y-b.Min.Y)*m.YStride+r.Min.X:][:w]
 			coff := (y>>ys - b.Min.Y>>ys) * m.CStride
 			cbRow, crRow := m.Cb[coff:], m.Cr[coff:]
+			x0 := r.Min.X + b.Min.X
 			for k, yy := range yrow {
-				x := r.Min.X + b.Min.X + k
-				c := x>>xs - b.Min.X>>xs
+				c := (x0+k)>>xs - b.Min.X>>xs
 				cr, cg, cb := yccToRGB(yy, cbRow[c], crRow[c])
-				o := dst[i : i+3 : i+3]
-				o[0], o[1], o[2] = float32(cr), float32(cg), float32(cb)
-				i += 3
+				R[i], G[i], B[i] = float32(cr), float32(cg), float32(cb)
+				i++
 			}
 		}
 		return
 	case *image.RGBA:
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			row := m.Pix[y*m.Stride+4*r.Min.X:][: 4*w : 4*w]
-			for k := 0; k < w; k++ {
-				p := row[4*k : 4*k+4 : 4*k+4]
+			for k := 0; k < len(row); k += 4 {
+				p := row[k : k+4 : k+4]
 				bg := float32(255 - p[3])
-				o := dst[i : i+3 : i+3]
-				o[0], o[1], o[2] = float32(p[0])+bg, float32(p[1])+bg, float32(p[2])+bg
-				i += 3
+				R[i], G[i], B[i] = float32(p[0])+bg, float32(p[1])+bg, float32(p[2])+bg
+				i++
 			}
 		}
 		return
 	case *image.NRGBA:
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			row := m.Pix[y*m.Stride+4*r.Min.X:][: 4*w : 4*w]
-			for k := 0; k < w; k++ {
-				p := row[4*k : 4*k+4 : 4*k+4]
+			for k := 0; k < len(row); k += 4 {
+				p := row[k : k+4 : k+4]
 				a := float32(p[3]) * (1.0 / 255)
 				bg := 255 * (1 - a)
-				o := dst[i : i+3 : i+3]
-				o[0], o[1], o[2] = float32(p[0])*a+bg, float32(p[1])*a+bg, float32(p[2])*a+bg
-				i += 3
+				R[i], G[i], B[i] = float32(p[0])*a+bg, float32(p[1])*a+bg, float32(p[2])*a+bg
+				i++
 			}
 		}
 		return
 	case *image.Gray:
 		for y := r.Min.Y; y < r.Max.Y; y++ {
-			row := m.Pix[y*m.Stride+r.Min.X:][:w]
-			for _, v := range row {
+			for _, v := range m.Pix[y*m.Stride+r.Min.X:][:w] {
 				f := float32(v)
-				o := dst[i : i+3 : i+3]
-				o[0], o[1], o[2] = f, f, f
-				i += 3
+				R[i], G[i], B[i] = f, f, f
+				i++
 			}
 		}
 		return
@@ -243,9 +249,8 @@ func loadRGB(dst []float32, img image.Image, r image.Rectangle) {
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
 			c, _ := over16(img.At(b.Min.X+x, b.Min.Y+y))
-			o := dst[i : i+3 : i+3]
-			o[0], o[1], o[2] = float32(c[0]), float32(c[1]), float32(c[2])
-			i += 3
+			R[i], G[i], B[i] = float32(c[0]), float32(c[1]), float32(c[2])
+			i++
 		}
 	}
 }
