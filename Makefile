@@ -1,0 +1,63 @@
+# clipgo — every stage as a target. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/clipgo
+OUT ?= out
+SHARED ?= $(abspath ../shared)
+WORKERS ?= $(shell nproc)
+FUZZTIME ?= 30s
+# Debian packages the tests use (real Fashion-MNIST IDX files).
+TEST_PACKAGES := dataset-fashion-mnist
+
+.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data inspect lint clean help
+
+all: build ## build bin/clipgo (the default)
+
+deps: ## check the Go toolchain (the build needs Go >= 1.26 and nothing else yet)
+	@$(GO) version >/dev/null 2>&1 || { echo "clipgo: Go is not installed (need Go >= 1.26: https://go.dev/dl)" >&2; exit 1; }
+	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	  [ "$$(printf '%s\n' 1.26 "$$v" | sort -V | head -1)" = 1.26 ] || { echo "clipgo: Go $$v is too old, need >= 1.26" >&2; exit 1; }
+
+build: deps ## build bin/clipgo
+	$(GO) build -o $(BIN) ./cmd/clipgo
+
+test-deps: ## install the system packages the tests use (apt-get, as root)
+	@internal/sysdeps/ensure.sh $(TEST_PACKAGES)
+
+test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end)
+	$(GO) vet ./...
+	CLIPGO_SHARED=$(SHARED) $(GO) test -count=1 -timeout 14m ./...
+
+race: deps ## the concurrent packages under the race detector
+	CLIPGO_SHARED=$(SHARED) $(GO) test -race -count=1 -timeout 14m ./pipeline/... ./data/... ./tests/...
+
+bench: deps ## benchmarks: shard read, decode+augment, tokenizer, input pipeline
+	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -benchmem -count 1 ./data/... ./text/... ./pipeline/...
+
+fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+data: build ## prepare the built-in synthetic dataset into $(OUT)/demo
+	$(BIN) prepare --config configs/data/demo.yaml --out $(OUT)/demo --workers $(WORKERS)
+
+demo: data ## the main job (for now: prepare the synthetic data and inspect it; training lands next)
+	$(BIN) inspect $(OUT)/demo
+	@echo "demo data ready in $(OUT)/demo"
+
+flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (research use only)
+	@test -f $(SHARED)/data/flickr8k/captions.tsv || { echo "clipgo: $(SHARED)/data/flickr8k not found" >&2; exit 1; }
+	$(BIN) prepare --config configs/data/flickr8k.yaml --captions $(SHARED)/data/flickr8k/captions.tsv \
+	  --images $(SHARED)/data/flickr8k/images --out $(OUT)/flickr8k --workers $(WORKERS)
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+clean: ## remove bin/ and $(OUT)/
+	rm -rf bin $(OUT)
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'

@@ -1,0 +1,53 @@
+// Command clipgo is the command-line front of the clipgo pipeline: one subcommand per stage.
+// It only turns flags into stage configs; the work lives in package stages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "clipgo: interrupted")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "clipgo:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	var verbose bool
+	root := &cobra.Command{
+		Use:   "clipgo",
+		Short: "CLIP-style contrastive image–text pretraining, in one Go binary",
+		Long: `clipgo prepares image–caption data as Parquet shards, feeds it through a concurrent
+input pipeline, and trains and uses CLIP-style models. Each stage is a subcommand.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		},
+	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd())
+	return root
+}
+
+// logger is the process's logger, set up by the root command from --verbose.
+func logger() *slog.Logger { return slog.Default() }

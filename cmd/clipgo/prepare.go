@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/stages"
+)
+
+func newPrepareCmd() *cobra.Command {
+	cfg := stages.PrepareConfig{
+		ImageSize:    224,
+		ResizeMode:   "center_crop",
+		Quality:      imageproc.DefaultJPEGQuality,
+		Workers:      runtime.NumCPU(),
+		ValFraction:  0.05,
+		MaxPixels:    imageproc.DefaultLimits.MaxPixels,
+		RowGroupRows: 256,
+		ShardRows:    10_000,
+	}
+	cfg.Synthetic.N, cfg.Synthetic.ZeroShotN = 20_000, 1_000
+	cmd := &cobra.Command{
+		Use:   "prepare --source KIND --out DIR [flags]",
+		Short: "turn raw image–caption data into Parquet shards with a manifest",
+		Long: `prepare reads a source of images and captions, decodes and checks every image, resizes it
+once (img2dataset's resize modes), and writes train/val splits as Parquet shards in the
+img2dataset schema, with manifest.json and rejects.jsonl beside them. Bad records are skipped
+and counted by reason, or stop the run with --strict.
+
+Sources:
+  synthetic    built-in captioned shape scenes (--n, --zeroshot-n, --seed); no download
+  captions     a captions file (--captions: Flickr token format, CSV/TSV with a header, JSONL)
+               beside a folder of images (--images)
+  imagefolder  root/<class>/*.jpg|png (--root), a labelled set
+  idx          MNIST-style IDX image and label files (--idx-images, --idx-labels), gzipped or not
+  parquet      foreign Parquet (img2dataset output, Hugging Face image/text) matched by --input`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sum, err := stages.Prepare(cmd.Context(), cfg, logger(), os.Stderr)
+			if err != nil {
+				return err
+			}
+			cmd.Printf("prepared %s\n", sum.Out)
+			sum.WriteText(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Source, "source", "", "synthetic | captions | imagefolder | idx | parquet")
+	f.StringVar(&cfg.Out, "out", "", "dataset directory to create")
+	f.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "side in pixels of the stored images")
+	f.StringVar(&cfg.ResizeMode, "resize-mode", cfg.ResizeMode, "center_crop | keep_ratio | border | no")
+	f.IntVar(&cfg.Quality, "quality", cfg.Quality, "JPEG quality of the stored images")
+	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "decode and resize goroutines")
+	f.Float64Var(&cfg.ValFraction, "val-fraction", cfg.ValFraction, "share of images in the val split (chosen by key hash)")
+	f.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic scenes and of the train/val split")
+	f.BoolVar(&cfg.Strict, "strict", false, "stop at the first bad record, naming its file and row")
+	f.Int64Var(&cfg.MaxPixels, "max-pixels", cfg.MaxPixels, "reject images whose header declares more pixels")
+	f.IntVar(&cfg.RowGroupRows, "row-group-rows", cfg.RowGroupRows, "rows per Parquet row group")
+	f.Int64Var(&cfg.ShardRows, "shard-rows", cfg.ShardRows, "rows per shard file")
+	f.IntVar(&cfg.Synthetic.N, "n", cfg.Synthetic.N, "synthetic: training scenes")
+	f.IntVar(&cfg.Synthetic.ZeroShotN, "zeroshot-n", cfg.Synthetic.ZeroShotN, "synthetic: labelled scenes of the held-out combinations")
+	f.StringVar(&cfg.Captions.File, "captions", "", "captions: the captions file")
+	f.StringVar(&cfg.Captions.Images, "images", "", "captions: the images root")
+	f.StringVar(&cfg.Captions.Format, "format", "auto", "captions: auto | token | csv | tsv | jsonl")
+	f.StringVar(&cfg.Captions.ImageColumn, "image-column", "", "captions: image column (default filepath, else image)")
+	f.StringVar(&cfg.Captions.CaptionColumn, "caption-column", "", "captions: caption column (default title, else caption)")
+	f.StringVar(&cfg.Root, "root", "", "imagefolder: root/<class>/*")
+	f.StringVar(&cfg.IDXImages, "idx-images", "", "idx: the images file (e.g. train-images-idx3-ubyte.gz)")
+	f.StringVar(&cfg.IDXLabels, "idx-labels", "", "idx: the labels file")
+	f.StringVar(&cfg.Input, "input", "", "parquet: a glob of foreign Parquet files")
+	addConfigFlag(cmd)
+	return cmd
+}
