@@ -129,7 +129,7 @@ func (l Limits) withDefaults() Limits {
 // ErrTooLarge is wrapped by Item.Load's error for a file over the byte limit.
 var ErrTooLarge = errors.New("file exceeds the byte limit")
 
-// ImageExtensions are the file extensions (lower case) that file sources take for images: the
+// imageExtensions are the file extensions (lower case) that file sources take for images: the
 // formats data/imageproc decodes.
 var imageExtensions = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true, ".bmp": true}
 
