@@ -206,8 +206,8 @@ func (f *shardFile) write(r Record) error {
 	return nil
 }
 
-// size is the number of bytes written to the file so far (whole row groups).
-func (f *shardFile) size() int64 { return f.cw.n }
+// size estimates the file's size: bytes written plus the open row group.
+func (f *shardFile) size() int64 { return f.pw.Size() }
 
 func (f *shardFile) close() (ShardInfo, error) {
 	err := f.pw.Close()
