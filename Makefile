@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 # Debian packages the tests use (real Fashion-MNIST IDX files).
 TEST_PACKAGES := dataset-fashion-mnist
 
-.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data inspect lint clean help
+.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -51,6 +51,10 @@ flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (re
 	@test -f $(SHARED)/data/flickr8k/captions.tsv || { echo "clipgo: $(SHARED)/data/flickr8k not found" >&2; exit 1; }
 	$(BIN) prepare --config configs/data/flickr8k.yaml --captions $(SHARED)/data/flickr8k/captions.tsv \
 	  --images $(SHARED)/data/flickr8k/images --out $(OUT)/flickr8k --workers $(WORKERS)
+
+fashion-mnist-data: build ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
+	@internal/sysdeps/ensure.sh dataset-fashion-mnist
+	$(BIN) prepare --config configs/data/fashion-mnist.yaml --out $(OUT)/fashion-mnist --workers $(WORKERS)
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

@@ -49,7 +49,8 @@ type PrepareConfig struct {
 	Root      string                  // --source imagefolder
 	IDXImages string                  // --source idx
 	IDXLabels string
-	Input     string // --source parquet: a glob of foreign Parquet files
+	Classes   []string // --source idx: class names of labels 0, 1, ... (default "0", "1", ...)
+	Input     string   // --source parquet: a glob of foreign Parquet files
 }
 
 // PrepareSummary is what `prepare` did.
@@ -233,7 +234,7 @@ func (cfg *PrepareConfig) openSource() (ingest.Source, error) {
 		if err := errors.Join(need("--idx-images", cfg.IDXImages), need("--idx-labels", cfg.IDXLabels)); err != nil {
 			return nil, err
 		}
-		return ingest.IDX(cfg.IDXImages, cfg.IDXLabels)
+		return ingest.IDX(cfg.IDXImages, cfg.IDXLabels, cfg.Classes...)
 	case "parquet":
 		if err := need("--input", cfg.Input); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 
@@ -43,7 +44,7 @@ Sources:
 			if err != nil {
 				return err
 			}
-			cmd.Printf("prepared %s\n", sum.Out)
+			fmt.Fprintf(cmd.OutOrStdout(), "prepared %s\n", sum.Out)
 			sum.WriteText(cmd.OutOrStdout())
 			return nil
 		},
@@ -71,6 +72,7 @@ Sources:
 	f.StringVar(&cfg.Root, "root", "", "imagefolder: root/<class>/*")
 	f.StringVar(&cfg.IDXImages, "idx-images", "", "idx: the images file (e.g. train-images-idx3-ubyte.gz)")
 	f.StringVar(&cfg.IDXLabels, "idx-labels", "", "idx: the labels file")
+	f.StringSliceVar(&cfg.Classes, "classes", nil, "idx: class names of labels 0, 1, ... (comma-separated)")
 	f.StringVar(&cfg.Input, "input", "", "parquet: a glob of foreign Parquet files")
 	addConfigFlag(cmd)
 	return cmd

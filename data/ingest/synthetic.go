@@ -72,3 +72,14 @@ func (s *SyntheticSource) Scan(ctx context.Context, yield func(Item) error, _ fu
 	}
 	return nil
 }
+
+// ManifestExtra records the held-out colour × shape pairs, by name and by class index, so
+// that evaluation knows which combinations training never showed.
+func (s *SyntheticSource) ManifestExtra() map[string]any {
+	var names []string
+	var classes []int
+	for _, p := range synth.HeldOut() {
+		names, classes = append(names, p.String()), append(classes, p.Index())
+	}
+	return map[string]any{"held_out_pairs": names, "held_out_classes": classes}
+}
