@@ -41,9 +41,9 @@ type Tokenizer struct {
 // scratch holds one call's working buffers, reused through the pool so that tokenizing a
 // caption allocates nothing once warm.
 type scratch struct {
-	a, b      []byte  // text being cleaned, swapped between steps
-	sym, rank []int32 // BPE working arrays of one word
-	ids       []int32 // ids of the text
+	a, b []byte     // text being cleaned, swapped between steps
+	bpe  bpeScratch // BPE working arrays of one word
+	ids  []int32    // ids of the text
 }
 
 // loadShared parses the embedded vocabulary once per process; it is read-only after.
@@ -146,7 +146,7 @@ func (t *Tokenizer) appendWord(sc *scratch, dst []int32, word []byte) []int32 {
 		return append(dst, ids...)
 	}
 	n := len(dst)
-	dst, sc.sym, sc.rank = t.vocab.appendBPE(dst, word, sc.sym, sc.rank)
+	dst = t.vocab.appendBPE(dst, word, &sc.bpe)
 	t.cache.put(word, dst[n:])
 	return dst
 }

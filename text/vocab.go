@@ -54,6 +54,8 @@ func byteOrder() [256]byte {
 type vocabulary struct {
 	model     *bpe.BPE   // library model: vocab, reverse vocab, merge ranks
 	merges    bpe.Merges // pair of ids -> (rank, merged id); the model's own map
+	left      []int32    // rank -> left id of the pair it merges
+	right     []int32    // rank -> right id of the pair it merges
 	byteID    [256]int32 // id of a byte's symbol inside a word
 	byteEndID [256]int32 // id of a byte's symbol ending a word ("x</w>")
 	decode    [][]byte   // id -> the UTF-8 bytes it stands for, "</w>" kept literally
@@ -121,9 +123,19 @@ func loadVocabulary() (*vocabulary, error) {
 	if len(*ranks) != numMerges {
 		return nil, fmt.Errorf("clip vocab: %d merge ranks, want %d", len(*ranks), numMerges)
 	}
-	for _, pv := range *ranks {
-		if pv.NewId != 2*256+pv.Rank {
-			return nil, fmt.Errorf("clip vocab: merge rank %d makes id %d, want %d", pv.Rank, pv.NewId, 2*256+pv.Rank)
+	left, right := make([]int32, numMerges), make([]int32, numMerges)
+	for pair, pv := range *ranks {
+		if pv.NewId != firstMergedID+pv.Rank {
+			return nil, fmt.Errorf("clip vocab: merge rank %d makes id %d, want %d", pv.Rank, pv.NewId, firstMergedID+pv.Rank)
+		}
+		left[pv.Rank], right[pv.Rank] = int32(pair.C1), int32(pair.C2)
+	}
+	// appendBPE relies on every merge ranking after the merges that made its halves.
+	for r := range numMerges {
+		for _, half := range [2]int32{left[r], right[r]} {
+			if half >= firstMergedID && int(half-firstMergedID) >= r {
+				return nil, fmt.Errorf("clip vocab: merge %d uses token %d made by a later merge", r, half)
+			}
 		}
 	}
 
@@ -139,7 +151,7 @@ func loadVocabulary() (*vocabulary, error) {
 		return nil, fmt.Errorf("clip vocab: model has %d tokens, want %d", m.GetVocabSize(), VocabSize)
 	}
 
-	v := &vocabulary{model: m, merges: *m.Merges, decode: make([][]byte, VocabSize)}
+	v := &vocabulary{model: m, merges: *m.Merges, left: left, right: right, decode: make([][]byte, VocabSize)}
 	for i := 0; i < 256; i++ {
 		ch := pretokenizer.BytesChar[byte(i)]
 		id, _ := m.TokenToId(ch)
