@@ -125,7 +125,7 @@ func loadVocabulary() (*vocabulary, error) {
 	}
 	left, right := make([]int32, numMerges), make([]int32, numMerges)
 	for pair, pv := range *ranks {
-		if pv.NewId != firstMergedID+pv.Rank {
+		if pv.Rank < 0 || pv.Rank >= numMerges || pv.NewId != firstMergedID+pv.Rank {
 			return nil, fmt.Errorf("clip vocab: merge rank %d makes id %d, want %d", pv.Rank, pv.NewId, firstMergedID+pv.Rank)
 		}
 		left[pv.Rank], right[pv.Rank] = int32(pair.C1), int32(pair.C2)
@@ -141,8 +141,8 @@ func loadVocabulary() (*vocabulary, error) {
 
 	b := bpe.NewBpeBuilder()
 	b.VocabAndMerges(vocab, *ranks)
-	b.CacheCapacity(0) // we keep our own cache of whole words (see cache.go)
-	b.EndOfWordSuffix(endOfWord)
+	b.CacheCapacity(0)           // we keep our own cache of whole words (see cache.go)
+	b.EndOfWordSuffix(endOfWord) // CLIP's setting, though the library never applies it (bpe.go)
 	m, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("clip vocab: %w", err)
