@@ -69,3 +69,19 @@ func TestConfigFileErrors(t *testing.T) {
 		t.Fatalf("missing file: err = %v, want it to name the path", err)
 	}
 }
+
+// FuzzApplyConfig feeds arbitrary bytes as a recipe file: an error or flags set, never a panic.
+func FuzzApplyConfig(f *testing.F) {
+	for _, seed := range []string{"n: 3\nsource: synthetic\n", "list: [a, b]\n", "n: [1\n", "&a [*a]\n", "n:\n  a: 1\n", "\xff\xfe", "? [a]\n: 1\n"} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		flags, _, _, _ := newTestFlags()
+		_ = applyConfigFile(flags, p)
+	})
+}
