@@ -40,7 +40,10 @@ fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-data: build ## prepare the built-in synthetic dataset into $(OUT)/demo
+data: $(OUT)/demo/manifest.json ## prepare the built-in synthetic dataset into $(OUT)/demo (once)
+
+$(OUT)/demo/manifest.json: configs/data/demo.yaml | build
+	rm -rf $(OUT)/demo
 	$(BIN) prepare --config configs/data/demo.yaml --out $(OUT)/demo --workers $(WORKERS)
 
 demo: data ## the main job (for now: prepare the synthetic data and inspect it; training lands next)

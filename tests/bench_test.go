@@ -65,8 +65,6 @@ func BenchmarkInputPipeline64(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-	st := ep.Stats()
-	b.ReportMetric(st.Stall.Seconds()/float64(b.N)*1e3, "stall-ms/batch")
 	ep.Close()
 	_ = os.RemoveAll(dir)
 }
