@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
@@ -49,9 +51,13 @@ type ColumnInfo struct {
 	UncompressedBytes int64
 }
 
-// ShownBytes is the longest binary or string value Describe shows in full; longer values
-// are shown as their size and a sha256 prefix.
-const ShownBytes = 64
+// ShownBytes is the longest binary value Describe shows in full; longer values are shown as
+// their size and a sha256 prefix. Text (valid UTF-8 without control bytes) is shown up to
+// ShownTextBytes, then cut with an ellipsis and its size.
+const (
+	ShownBytes     = 64
+	ShownTextBytes = 240
+)
 
 // Describe describes path: a Parquet file, or a directory holding manifest.json and/or
 // .parquet files (searched recursively), with sampleRows sample rows per file.
@@ -189,6 +195,16 @@ func showValue(v parquet.Value) string {
 	}
 	if v.Kind() == parquet.ByteArray || v.Kind() == parquet.FixedLenByteArray {
 		b := v.ByteArray()
+		if utf8.Valid(b) && !bytes.ContainsFunc(b, unicode.IsControl) {
+			if len(b) <= ShownTextBytes {
+				return strconv.Quote(string(b))
+			}
+			cut := ShownTextBytes
+			for !utf8.RuneStart(b[cut]) {
+				cut--
+			}
+			return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(string(b[:cut])), len(b))
+		}
 		if len(b) <= ShownBytes && utf8.Valid(b) {
 			return strconv.Quote(string(b))
 		}
