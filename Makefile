@@ -6,6 +6,8 @@ OUT ?= out
 SHARED ?= $(abspath ../shared)
 WORKERS ?= $(shell nproc)
 FUZZTIME ?= 30s
+# New inputs are minimised for at most this many runs (the default 60 s stalls short runs).
+FUZZMINIMIZE ?= 100x
 # Debian packages the tests use (real Fashion-MNIST IDX files).
 TEST_PACKAGES := dataset-fashion-mnist
 
@@ -37,7 +39,7 @@ bench: deps ## benchmarks: shard read, decode+augment, tokenizer, input pipeline
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg; \
 	  done; done
 
 data: $(OUT)/demo/manifest.json ## prepare the built-in synthetic dataset into $(OUT)/demo (once)
