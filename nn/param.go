@@ -1,0 +1,50 @@
+// Package nn holds the building blocks shared by the vision and text towers: named parameters,
+// linear layers, layer norm, GELU, multi-head attention, MLPs and pre-LN residual blocks, on
+// gorgonia with custom ops where gorgonia's are missing, wrong or slow.
+package nn
+
+// Param is one learnable tensor, named as open_clip's state_dict names it
+// ("visual.transformer.resblocks.0.attn.in_proj_weight"), so that checkpoints load into
+// open_clip and into the PyTorch reference without renaming. Value and Grad are flat row-major
+// buffers that the model reads and writes in place; the optimiser and the checkpoint code
+// work on them without knowing the graph.
+type Param struct {
+	Name  string
+	Shape []int
+	Value []float32 // len(Value) == Size()
+	Grad  []float32 // len(Grad) == Size(); written by each backward pass
+	Decay bool      // AdamW weight decay applies (open_clip's rule: matrices only)
+}
+
+// Size returns the number of elements, the product of Shape (1 for a scalar).
+func (p *Param) Size() int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= d
+	}
+	return n
+}
+
+// DecayByName is open_clip's legacy weight-decay rule, the one ../shared/peers/clip_step.py
+// uses by default: no decay for tensors of fewer than 2 dimensions nor for names containing
+// "bn", "ln", "bias" or "logit_scale".
+func DecayByName(name string, shape []int) bool {
+	if len(shape) < 2 {
+		return false
+	}
+	for _, s := range []string{"bn", "ln", "bias", "logit_scale"} {
+		if contains(name, s) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,29 @@
+package text
+
+import "fmt"
+
+// Config sizes the text transformer. YAML keys are those of `model.text.*`.
+type Config struct {
+	ContextLength int     `yaml:"context_length"` // tokens per caption, SOT and EOT included
+	VocabSize     int     `yaml:"vocab_size"`     // rows of the token embedding; ids must be below it
+	Width         int     `yaml:"width"`
+	Layers        int     `yaml:"layers"`
+	Heads         int     `yaml:"heads"`     // divides Width
+	MLPRatio      float64 `yaml:"mlp_ratio"` // MLP hidden width / Width (4 in CLIP)
+}
+
+// Validate refuses impossible sizes, naming the key.
+func (c Config) Validate() error {
+	switch {
+	case c.ContextLength < 2 || c.ContextLength > MaxContextLength:
+		return fmt.Errorf("model.text.context_length %d is outside [2, %d]", c.ContextLength, MaxContextLength)
+	case c.VocabSize <= 0 || c.Width <= 0 || c.Layers <= 0 || c.Heads <= 0:
+		return fmt.Errorf("model.text: vocab_size, width, layers and heads must be positive (got %d, %d, %d, %d)",
+			c.VocabSize, c.Width, c.Layers, c.Heads)
+	case c.Width%c.Heads != 0:
+		return fmt.Errorf("model.text.width %d is not divisible by model.text.heads %d", c.Width, c.Heads)
+	case c.MLPRatio <= 0 || float64(int(float64(c.Width)*c.MLPRatio)) != float64(c.Width)*c.MLPRatio:
+		return fmt.Errorf("model.text.mlp_ratio %g must be positive and give a whole MLP width for width %d", c.MLPRatio, c.Width)
+	}
+	return nil
+}
