@@ -8,14 +8,18 @@ WORKERS ?= $(shell nproc)
 FUZZTIME ?= 30s
 # New inputs are minimised for at most this many runs (the default 60 s stalls short runs).
 FUZZMINIMIZE ?= 100x
-# Debian packages the tests use (real Fashion-MNIST IDX files).
-TEST_PACKAGES := dataset-fashion-mnist
+# Debian packages the build needs (OpenBLAS for the model's matrix products through cgo).
+BUILD_PACKAGES := libopenblas-dev
+# Debian packages the tests use: real Fashion-MNIST IDX files, and the PyTorch reference
+# (../shared/peers) for parity.
+TEST_PACKAGES := dataset-fashion-mnist python3-torch libopenblas0-openmp
 
 .PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data lint clean help
 
 all: build ## build bin/clipgo (the default)
 
-deps: ## check the Go toolchain (the build needs Go >= 1.26 and nothing else yet)
+deps: ## check the Go toolchain (>= 1.26) and install the Debian packages the build needs
+	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES)
 	@$(GO) version >/dev/null 2>&1 || { echo "clipgo: Go is not installed (need Go >= 1.26: https://go.dev/dl)" >&2; exit 1; }
 	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
 	  [ "$$(printf '%s\n' 1.26 "$$v" | sort -V | head -1)" = 1.26 ] || { echo "clipgo: Go $$v is too old, need >= 1.26" >&2; exit 1; }
@@ -24,7 +28,7 @@ build: deps ## build bin/clipgo
 	$(GO) build -o $(BIN) ./cmd/clipgo
 
 test-deps: ## install the system packages the tests use (apt-get, as root)
-	@internal/sysdeps/ensure.sh $(TEST_PACKAGES)
+	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
 test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end)
 	$(GO) vet ./...
