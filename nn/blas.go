@@ -1,0 +1,26 @@
+//go:build !purego
+
+package nn
+
+// #cgo LDFLAGS: -lopenblas
+import "C"
+
+import (
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/netlib/blas/netlib"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// BLASName names the BLAS implementation the kernels run on, for benchmark reports.
+const BLASName = "openblas"
+
+// init plugs OpenBLAS (through cgo) into the kernels of this package and into gorgonia.
+func init() {
+	impl := netlib.Implementation{}
+	blas32.Use(impl)
+	blas64.Use(impl)
+	G.Use(impl)
+	tensor.Use(impl)
+}

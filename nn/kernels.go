@@ -1,0 +1,233 @@
+package nn
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// This file holds the numeric kernels behind the ops: plain loops over flat row-major buffers,
+// generic over float32 and float64, and matrix products through BLAS. Reductions accumulate
+// in float64.
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// gemm computes c = alpha·op(a)·op(b) + beta·c for an m×k op(a) and a k×n op(b), with leading
+// dimensions lda, ldb, ldc (so that column blocks of wider matrices can be used in place).
+func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	switch a := any(a).(type) {
+	case []float32:
+		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), a, lda,
+			any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, float64(alpha), a, lda,
+			any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// parallel runs f(i) for i in [0, n) on up to GOMAXPROCS goroutines, worker w getting its own
+// index so that it can own scratch space.
+func parallel(n int, f func(w, i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			f(0, i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				f(w, i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// parallelRows splits rows [0, n) into contiguous chunks, one per goroutine.
+func parallelRows(n int, f func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/16))
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += step {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(n, lo+step))
+	}
+	wg.Wait()
+}
+
+// rowStats returns the mean and 1/sqrt(var+eps) of a row (biased variance, as torch).
+func rowStats[T Float](x []T, eps float64) (mean, rstd float64) {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	mean = s / float64(len(x))
+	var q float64
+	for _, v := range x {
+		d := float64(v) - mean
+		q += d * d
+	}
+	return mean, 1 / math.Sqrt(q/float64(len(x))+eps)
+}
+
+// layerNormForward: y = (x-mean)·rstd·gamma + beta over rows of width c.
+func layerNormForward[T Float](y, x, gamma, beta []T, c int, eps float64) {
+	parallelRows(len(x)/c, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
+			mean, rstd := rowStats(xr, eps)
+			for j, v := range xr {
+				yr[j] = T((float64(v)-mean)*rstd)*gamma[j] + beta[j]
+			}
+		}
+	})
+}
+
+// layerNormBackwardX: dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = gy·gamma.
+func layerNormBackwardX[T Float](dx, x, gamma, gy []T, c int, eps float64) {
+	parallelRows(len(x)/c, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, gr, dr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
+			mean, rstd := rowStats(xr, eps)
+			var m1, m2 float64
+			for j, v := range xr {
+				g := float64(gr[j]) * float64(gamma[j])
+				m1 += g
+				m2 += g * (float64(v) - mean) * rstd
+			}
+			m1 /= float64(c)
+			m2 /= float64(c)
+			for j, v := range xr {
+				xh := (float64(v) - mean) * rstd
+				dr[j] = T(rstd * (float64(gr[j])*float64(gamma[j]) - m1 - xh*m2))
+			}
+		}
+	})
+}
+
+// layerNormBackwardGamma: dgamma = Σ_rows gy·xhat.
+func layerNormBackwardGamma[T Float](dg, x, gy []T, c int, eps float64) {
+	acc := make([]float64, c)
+	for r := 0; r < len(x)/c; r++ {
+		xr, gr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c]
+		mean, rstd := rowStats(xr, eps)
+		for j, v := range xr {
+			acc[j] += float64(gr[j]) * (float64(v) - mean) * rstd
+		}
+	}
+	for j, v := range acc {
+		dg[j] = T(v)
+	}
+}
+
+// periodicRowSum: out[t] = Σ_b x[b·period+t] for rows of width c (the gradient of a
+// broadcast over the batch: biases with period 1, positional embeddings with period L).
+func periodicRowSum[T Float](out, x []T, period, c int) {
+	acc := make([]float64, period*c)
+	for r := 0; r < len(x)/c; r++ {
+		a := acc[(r%period)*c : (r%period+1)*c]
+		for j, v := range x[r*c : (r+1)*c] {
+			a[j] += float64(v)
+		}
+	}
+	for i, v := range acc {
+		out[i] = T(v)
+	}
+}
+
+// addPeriodic: y[r] = x[r] + b[r mod period] for rows of width c.
+func addPeriodic[T Float](y, x, b []T, period, c int) {
+	for r := 0; r < len(x)/c; r++ {
+		br := b[(r%period)*c : (r%period+1)*c]
+		xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
+		for j := range xr {
+			yr[j] = xr[j] + br[j]
+		}
+	}
+}
+
+const invSqrt2, invSqrt2Pi = 0.7071067811865476, 0.3989422804014327
+
+// gelu is x·Φ(x) with the erf form of Φ, as torch.nn.GELU().
+func geluForward[T Float](y, x []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			y[i] = T(0.5 * v * (1 + math.Erf(v*invSqrt2)))
+		}
+	})
+}
+
+// geluBackward: dx = gy·(Φ(x) + x·φ(x)).
+func geluBackward[T Float](dx, x, gy []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			d := 0.5*(1+math.Erf(v*invSqrt2)) + v*invSqrt2Pi*math.Exp(-0.5*v*v)
+			dx[i] = T(float64(gy[i]) * d)
+		}
+	})
+}
+
+func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
+
+// quickGELU is OpenAI's x·σ(1.702x).
+func quickGELUForward[T Float](y, x []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			y[i] = T(v * sigmoid(1.702*v))
+		}
+	})
+}
+
+// quickGELUBackward: dx = gy·(σ + 1.702·x·σ·(1−σ)), σ = σ(1.702x).
+func quickGELUBackward[T Float](dx, x, gy []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			s := sigmoid(1.702 * v)
+			dx[i] = T(float64(gy[i]) * (s + 1.702*v*s*(1-s)))
+		}
+	})
+}
+
+// softmaxRow turns s into softmax(s) in place over its first n entries (max-subtracted) and
+// zeroes the rest (the causally masked keys).
+func softmaxRow[T Float](s []T, n int) {
+	m := s[0]
+	for _, v := range s[1:n] {
+		m = max(m, v)
+	}
+	var z float64
+	for j := range n {
+		e := math.Exp(float64(s[j] - m))
+		s[j] = T(e)
+		z += e
+	}
+	for j := range n {
+		s[j] = T(float64(s[j]) / z)
+	}
+	clear(s[n:])
+}

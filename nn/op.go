@@ -1,0 +1,176 @@
+package nn
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Float is the element type of a graph: float32 for training, float64 for gradient checks.
+type Float interface{ ~float32 | ~float64 }
+
+// opIDs numbers ops so that no two of them hash alike: gorgonia merges nodes whose op hash and
+// children agree, and two kernels with the same inputs (a gradient pair, say) must stay apart.
+var opIDs atomic.Uint64
+
+// gradFunc builds the gradient nodes of an op's inputs (nil where an input needs none) from its
+// inputs, its output and the gradient flowing into that output.
+type gradFunc func(in G.Nodes, out, grad *G.Node) (G.Nodes, error)
+
+// kernelOp is a gorgonia Op (and SDOp) whose forward pass is a Go kernel over flat row-major
+// buffers. The graph is built once for fixed shapes, so the op owns its output buffer and
+// rewrites it on every run: no allocation per step. Its backward pass is other kernelOps,
+// built by grad.
+type kernelOp[T Float] struct {
+	name  string
+	id    uint64
+	typ   hm.Type
+	shape tensor.Shape  // output shape; empty for a scalar
+	out   *tensor.Dense // owned output (nil for a scalar)
+	run   func(out []T, in [][]T)
+	diff  []bool
+	grad  gradFunc
+}
+
+// apply adds a kernel node of the given output shape (none for a scalar) over in.
+// grad may be nil for an op that is only used on the backward path.
+func apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []T, in [][]T), grad gradFunc) (*G.Node, error) {
+	dt := dtypeOf[T]()
+	types := make([]hm.Type, 0, len(in)+1)
+	diff := make([]bool, len(in))
+	for i, n := range in {
+		if n.Dtype() != dt {
+			return nil, fmt.Errorf("%s: input %d (%s) is %v, want %v", name, i, n.Name(), n.Dtype(), dt)
+		}
+		types = append(types, n.Type())
+		diff[i] = grad != nil && !IsData(n)
+	}
+	op := &kernelOp[T]{name: name, id: opIDs.Add(1), shape: shape.Clone(), run: run, diff: diff, grad: grad}
+	if len(shape) == 0 {
+		types = append(types, dt)
+	} else {
+		types = append(types, G.TensorType{Dims: len(shape), Of: dt})
+		op.out = tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	}
+	op.typ = hm.NewFnType(types...)
+	out, err := G.ApplyOp(op, in...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+func dtypeOf[T Float]() tensor.Dtype {
+	var z T
+	if _, ok := any(z).(float64); ok {
+		return tensor.Float64
+	}
+	return tensor.Float32
+}
+
+// values returns the flat data of a graph value: a tensor's backing slice, or a scalar boxed in
+// a one-element slice.
+func values[T Float](v G.Value) ([]T, error) {
+	switch d := v.Data().(type) {
+	case []T:
+		return d, nil
+	case T:
+		return []T{d}, nil
+	}
+	return nil, fmt.Errorf("value of type %T holds %T", v, v.Data())
+}
+
+func (o *kernelOp[T]) Arity() int    { return len(o.diff) }
+func (o *kernelOp[T]) Type() hm.Type { return o.typ }
+func (o *kernelOp[T]) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	if len(o.shape) == 0 {
+		return tensor.ScalarShape(), nil
+	}
+	return o.shape.Clone(), nil
+}
+
+// Do runs the kernel into the op's own buffer.
+func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != len(o.diff) {
+		return nil, fmt.Errorf("%s: %d inputs, want %d", o.name, len(vals), len(o.diff))
+	}
+	in := make([][]T, len(vals))
+	for i, v := range vals {
+		d, err := values[T](v)
+		if err != nil {
+			return nil, fmt.Errorf("%s input %d: %w", o.name, i, err)
+		}
+		in[i] = d
+	}
+	if o.out == nil {
+		var s [1]T
+		o.run(s[:], in)
+		switch v := any(s[0]).(type) {
+		case float32:
+			return G.NewF32(v), nil
+		case float64:
+			return G.NewF64(v), nil
+		}
+	}
+	o.run(o.out.Data().([]T), in)
+	return o.out, nil
+}
+
+func (o *kernelOp[T]) ReturnsPtr() bool     { return true }
+func (o *kernelOp[T]) CallsExtern() bool    { return false }
+func (o *kernelOp[T]) OverwritesInput() int { return -1 }
+func (o *kernelOp[T]) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s#%d", o.name, o.id) }
+func (o *kernelOp[T]) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+func (o *kernelOp[T]) String() string { return o.name }
+
+func (o *kernelOp[T]) DiffWRT(int) []bool { return o.diff }
+
+func (o *kernelOp[T]) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	if o.grad == nil {
+		return nil, fmt.Errorf("%s has no gradient", o.name)
+	}
+	gs, err := o.grad(in, out, grad)
+	if err != nil {
+		return nil, fmt.Errorf("gradient of %s: %w", o.name, err)
+	}
+	for i := range gs {
+		if !o.diff[i] {
+			gs[i] = nil
+		}
+	}
+	return gs, nil
+}
+
+// dataPrefix marks graph inputs that are data, not parameters: no gradient is built for them.
+const dataPrefix = "data:"
+
+// Input adds a data input (images, patches) of the given shape to g, backed by value, a buffer
+// of the shape's size that the caller refills before each run. No gradient flows into it.
+func Input[T Float](g *G.ExprGraph, name string, value []T, shape ...int) (*G.Node, error) {
+	return leaf(g, dataPrefix+name, value, shape)
+}
+
+// IsData reports whether n is a data input made by Input.
+func IsData(n *G.Node) bool { return n.Op() == nil && strings.HasPrefix(n.Name(), dataPrefix) }
+
+func leaf[T Float](g *G.ExprGraph, name string, value []T, shape []int) (*G.Node, error) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if len(value) != n {
+		return nil, fmt.Errorf("%s: %d values for shape %v", name, len(value), shape)
+	}
+	t := tensor.New(tensor.WithBacking(value), tensor.WithShape(shape...))
+	return G.NewTensor(g, dtypeOf[T](), len(shape), G.WithShape(shape...), G.WithValue(t), G.WithName(name)), nil
+}
