@@ -218,13 +218,18 @@ func (o *AdamW) update(ch chunk) {
 	for i, x := range val {
 		g := grad[i]
 		// torch: exp_avg.mul_(β1).add_(grad, alpha=1-β1); its AVX2 kernel fuses the add
-		// (fmadd), so the product and sum are rounded once, as float64 does exactly here.
+		// (fmadd): (1-β1)·g is not rounded before the sum. In float64 that product is exact
+		// and the sum is rounded twice (to float64, then float32), which differs from one
+		// rounding only on rare halfway cases (none in TestAdamWMatchesTorch).
 		mi := float32(float64(m[i]*k.b1) + float64(g)*float64(k.c1))
-		// torch: exp_avg_sq.mul_(β2).addcmul_(g, g, value=1-β2) = v·β2 + (1-β2)·g·g.
+		// torch: exp_avg_sq.mul_(β2).addcmul_(g, g, value=1-β2) = v·β2 + ((1-β2)·g)·g, the
+		// last multiply-add fused by the compiler of torch's AVX2 kernel.
 		vi := float32(float64(v[i]*k.b2) + float64(k.c2*g)*float64(g))
 		// torch: denom = sqrt(v)/sqrt(bc2) + eps; p.addcdiv_(m, denom, value=-step) = p + (-step·m)/denom.
 		den := float32(math.Sqrt(float64(vi)))/k.bc2sqrt + k.eps
-		val[i] = x*decay + k.negStep*mi/den
+		// The explicit conversions round each product, so that Go (which may fuse a
+		// multiply-add, e.g. with GOAMD64=v3) computes torch's two separate kernels.
+		val[i] = float32(x*decay) + float32(k.negStep*mi)/den
 		m[i], v[i] = mi, vi
 	}
 }
