@@ -122,9 +122,9 @@ func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
 	return o.out, nil
 }
 
-func (o *kernelOp[T]) ReturnsPtr() bool     { return true }
-func (o *kernelOp[T]) CallsExtern() bool    { return false }
-func (o *kernelOp[T]) OverwritesInput() int { return -1 }
+func (o *kernelOp[T]) ReturnsPtr() bool      { return true }
+func (o *kernelOp[T]) CallsExtern() bool     { return false }
+func (o *kernelOp[T]) OverwritesInput() int  { return -1 }
 func (o *kernelOp[T]) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s#%d", o.name, o.id) }
 func (o *kernelOp[T]) Hashcode() uint32 {
 	h := fnv.New32a()
