@@ -1,0 +1,420 @@
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/nn"
+)
+
+// model returns a small model's params (a matrix, a vector, a scalar) filled from seed.
+func model(seed float32) []*nn.Param {
+	ps := []*nn.Param{
+		{Name: "visual.conv1.weight", Shape: []int{4, 3, 2, 2}},
+		{Name: "ln_final.bias", Shape: []int{4}},
+		{Name: "logit_scale", Shape: []int{}},
+		{Name: "text_projection", Shape: []int{4, 2}},
+	}
+	for _, p := range ps {
+		p.Value = make([]float32, p.Size())
+		for i := range p.Value {
+			p.Value[i] = seed + float32(i)*0.25
+		}
+	}
+	return ps
+}
+
+// adamState is optimiser state in the layout nn/optim's AdamW.State uses.
+func adamState(ps []*nn.Param, seed float32) map[string][]float32 {
+	s := map[string][]float32{"step": {seed}}
+	for _, p := range ps {
+		m, v := make([]float32, p.Size()), make([]float32, p.Size())
+		for i := range m {
+			m[i], v[i] = seed-float32(i), seed*float32(i)
+		}
+		s["exp_avg."+p.Name], s["exp_avg_sq."+p.Name] = m, v
+	}
+	return s
+}
+
+var testMeta = Meta{Config: `{"embed_dim":2}`, Epoch: 3, Sample: 1234, Seed: 42, RNG: "pcg:0123abcd"}
+
+func save(t *testing.T, run string, step int64) string {
+	t.Helper()
+	ps := model(float32(step))
+	path, err := Save(run, step, ps, adamState(ps, float32(step)), testMeta)
+	if err != nil {
+		t.Fatalf("Save step %d: %v", step, err)
+	}
+	return path
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	src := model(7)
+	state := adamState(src, 7)
+	path, err := Save(run, 123, src, state, testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(run, "step-000123.safetensors"); path != want {
+		t.Errorf("path %s, want %s", path, want)
+	}
+	if _, err := os.Stat(filepath.Join(run, "step-000123.optim.safetensors")); err != nil {
+		t.Error(err)
+	}
+	dst := model(0)
+	meta, gotState, err := Load(path, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testMeta
+	want.Version, want.Step = FormatVersion, 123
+	if meta != want {
+		t.Errorf("meta %+v, want %+v", meta, want)
+	}
+	for i, p := range dst {
+		if !slices.Equal(p.Value, src[i].Value) {
+			t.Errorf("%s: %v, want %v", p.Name, p.Value, src[i].Value)
+		}
+	}
+	if len(gotState) != len(state) {
+		t.Errorf("%d optimiser tensors, want %d", len(gotState), len(state))
+	}
+	for k, v := range state {
+		if !slices.Equal(gotState[k], v) {
+			t.Errorf("optimiser %s: %v, want %v", k, gotState[k], v)
+		}
+	}
+	// The model file is a plain state_dict: open_clip names, F32, the params' shapes.
+	f, err := safetensors.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range src {
+		if info, ok := f.Info(p.Name); !ok || info.DType != safetensors.F32 || !slices.Equal(info.Shape, p.Shape) {
+			t.Errorf("%s in the file: %+v", p.Name, info)
+		}
+	}
+	of, err := safetensors.OpenFile(OptimPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer of.Close()
+	if info, _ := of.Info("exp_avg_sq.visual.conv1.weight"); !slices.Equal(info.Shape, []int{4, 3, 2, 2}) {
+		t.Errorf("exp_avg_sq shape %v, want the param's", info.Shape)
+	}
+	if info, _ := of.Info("step"); !slices.Equal(info.Shape, []int{1}) {
+		t.Errorf("step shape %v, want [1]", info.Shape)
+	}
+}
+
+func TestLoadMismatch(t *testing.T) {
+	run := t.TempDir()
+	path := save(t, run, 1)
+	ps := model(0)
+	ps[1] = &nn.Param{Name: "ln_final.bias", Shape: []int{5}, Value: make([]float32, 5)}          // mis-shaped
+	ps = append(ps[:3], &nn.Param{Name: "extra.weight", Shape: []int{2}, Value: []float32{9, 9}}) // text_projection unexpected
+	before := slices.Clone(ps[0].Value)
+	_, _, err := Load(path, ps)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"missing extra.weight", "mis-shaped ln_final.bias: F32[4], want F32[5]", "unexpected text_projection", path} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if !slices.Equal(ps[0].Value, before) {
+		t.Error("params changed by a refused load")
+	}
+}
+
+func TestLatest(t *testing.T) {
+	run := t.TempDir()
+	if _, err := Latest(run); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("empty run: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := Latest(filepath.Join(run, "absent")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("absent run: %v, want fs.ErrNotExist", err)
+	}
+	for _, s := range []int64{1, 2, 10} {
+		save(t, run, s)
+	}
+	// Newer but broken: each must be passed over.
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(run, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(step int64, optim bool) []byte {
+		p := ModelPath(run, step)
+		if optim {
+			p = OptimPath(p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	write(".step-000011.safetensors.tmp-123", read(10, false)[:100]) // half-written temp file
+	save(t, run, 12)
+	os.Remove(OptimPath(ModelPath(run, 12))) // model without optimiser
+	save(t, run, 13)
+	write("step-000013.safetensors", read(13, false)[:200]) // truncated model
+	save(t, run, 14)
+	other := t.TempDir() // the same step saved again with other values
+	if _, err := Save(other, 14, model(99), adamState(model(99), 99), testMeta); err != nil {
+		t.Fatal(err)
+	}
+	write("step-000014.optim.safetensors", mustRead(t, OptimPath(ModelPath(other, 14))))
+	save(t, run, 15)
+	os.Remove(ModelPath(run, 15)) // optimiser without model
+	save(t, run, 16)
+	write("step-000016.optim.safetensors", read(16, true)[:300]) // truncated optimiser
+
+	got, err := Latest(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ModelPath(run, 10); got != want {
+		t.Errorf("Latest = %s, want %s", got, want)
+	}
+	if _, _, err := Load(ModelPath(run, 14), model(0)); err == nil || !strings.Contains(err.Error(), "not written with it") {
+		t.Errorf("Load of a mismatched pair: %v", err)
+	}
+}
+
+// rewriteHeader replaces old with new in the JSON header of safetensors file b.
+func rewriteHeader(t *testing.T, b []byte, old, new string) []byte {
+	t.Helper()
+	n := binary.LittleEndian.Uint64(b)
+	h := string(b[8 : 8+n])
+	if !strings.Contains(h, old) {
+		t.Fatalf("header lacks %q", old)
+	}
+	h = strings.Replace(h, old, new, 1)
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	return append(append(out, h...), b[8+n:]...)
+}
+
+func TestLoadCorrupt(t *testing.T) {
+	run := t.TempDir()
+	path := save(t, run, 5)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodOpt, err := os.ReadFile(OptimPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, want string
+		model      []byte
+	}{
+		{"truncated", "truncated", good[:len(good)-3]},
+		{"lying offsets", `tensor "ln_final.bias": data starts at byte 4, expected 0`,
+			rewriteHeader(t, good, `"data_offsets":[0,16]`, `"data_offsets":[4,20]`)},
+		{"lying size", `tensor "ln_final.bias": F32[5] takes 20 bytes`, rewriteHeader(t, good, `"ln_final.bias":{"dtype":"F32","shape":[4]`, `"ln_final.bias":{"dtype":"F32","shape":[5]`)},
+		{"not a checkpoint", "not a clipgo-checkpoint file", rewriteHeader(t, good, `"format":"clipgo-checkpoint"`, `"format":"something-else"`)},
+		{"newer version", "format version 2, this build reads 1 to 1", rewriteHeader(t, good, `"format_version":"1"`, `"format_version":"2"`)},
+		{"bad step", `metadata "step" = "x" is not an integer`, rewriteHeader(t, good, `"step":"5"`, `"step":"x"`)},
+		{"other step", "optimiser file is of step 5", rewriteHeader(t, good, `"step":"5"`, `"step":"6"`)},
+		{"empty", "no header length", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.model, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := Load(path, model(0))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+	os.WriteFile(path, good, 0o644)
+	os.WriteFile(OptimPath(path), goodOpt[:len(goodOpt)-1], 0o644)
+	if _, _, err := Load(path, model(0)); err == nil || !strings.Contains(err.Error(), "optim.safetensors") {
+		t.Errorf("truncated optimiser file: %v", err)
+	}
+}
+
+// fullDisk is a temporary file that takes limit bytes, then fails with ENOSPC.
+type fullDisk struct {
+	*os.File
+	limit int
+}
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) > f.limit {
+		n, _ := f.File.Write(p[:f.limit])
+		f.limit = 0
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	f.limit -= len(p)
+	return f.File.Write(p)
+}
+
+func TestDiskFull(t *testing.T) {
+	// The first file fails (optimiser) or the second (model), early or late.
+	for _, fail := range []struct{ file, limit int }{{0, 0}, {0, 100}, {1, 0}, {1, 200}} {
+		t.Run(fmt.Sprintf("file%d-after%d", fail.file, fail.limit), func(t *testing.T) {
+			run := t.TempDir()
+			prev := save(t, run, 1)
+			prevBytes, _ := os.ReadFile(prev)
+			created := 0
+			createTemp = func(dir, pattern string) (tempFile, error) {
+				f, err := os.CreateTemp(dir, pattern)
+				created++
+				if err != nil || created-1 != fail.file {
+					return f, err
+				}
+				return &fullDisk{f, fail.limit}, nil
+			}
+			defer func() {
+				createTemp = func(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+			}()
+			ps := model(2)
+			_, err := Save(run, 2, ps, adamState(ps, 2), testMeta)
+			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "step-000002") {
+				t.Fatalf("error %v, want ENOSPC naming the checkpoint", err)
+			}
+			entries, _ := os.ReadDir(run)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if want := []string{"step-000001.optim.safetensors", "step-000001.safetensors"}; !slices.Equal(names, want) {
+				t.Errorf("run holds %v, want only %v", names, want)
+			}
+			if got, err := Latest(run); err != nil || got != prev {
+				t.Errorf("Latest = %s, %v; want %s", got, err, prev)
+			}
+			if b, _ := os.ReadFile(prev); !bytes.Equal(b, prevBytes) {
+				t.Error("previous checkpoint changed")
+			}
+			if _, _, err := Load(prev, model(0)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestPrune(t *testing.T) {
+	run := t.TempDir()
+	for s := int64(1); s <= 5; s++ {
+		save(t, run, s)
+	}
+	os.WriteFile(filepath.Join(run, ".step-000002.optim.safetensors.tmp-9"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(run, "step-000006.safetensors"), []byte("partial"), 0o644)
+	os.WriteFile(filepath.Join(run, "notes.txt"), []byte("mine"), 0o644)
+	if err := Prune(run, 0); err == nil {
+		t.Error("Prune(keep 0): no error")
+	}
+	if err := Prune(run, 2); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(run)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"notes.txt", "step-000004.optim.safetensors", "step-000004.safetensors",
+		"step-000005.optim.safetensors", "step-000005.safetensors", "step-000006.safetensors"}
+	if !slices.Equal(names, want) {
+		t.Errorf("after Prune(2): %v, want %v", names, want)
+	}
+	if err := Prune(run, 5); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSaveRejects(t *testing.T) {
+	dup := model(1)
+	dup[1].Name = dup[0].Name
+	short := model(1)
+	short[0].Value = short[0].Value[:3]
+	cases := []struct {
+		name, want string
+		step       int64
+		params     []*nn.Param
+		meta       Meta
+	}{
+		{"duplicate param", "appears twice", 1, dup, testMeta},
+		{"short value", "3 values for shape", 1, short, testMeta},
+		{"nil param", "param 0 is nil", 1, []*nn.Param{nil}, testMeta},
+		{"bad config", "not valid JSON", 1, model(1), Meta{Config: "{"}},
+		{"negative step", "negative step", -1, model(1), testMeta},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			run := t.TempDir()
+			if _, err := Save(run, c.step, c.params, nil, c.meta); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+			if entries, _ := os.ReadDir(run); len(entries) != 0 {
+				t.Errorf("refused save left %d files", len(entries))
+			}
+		})
+	}
+}
+
+// FuzzLoad loads arbitrary bytes as a model file beside a valid optimiser file: nothing may
+// panic, and whatever loads must match the params.
+func FuzzLoad(f *testing.F) {
+	run := f.TempDir()
+	ps := model(1)
+	path, err := Save(run, 1, ps, adamState(ps, 1), testMeta)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(good[:9])
+	f.Add([]byte{})
+	p := ModelPath(f.TempDir(), 1) // one per fuzzing process, beside a copy of the optimiser file
+	if err := os.WriteFile(OptimPath(p), mustRead(f, OptimPath(path)), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dst := model(0)
+		if _, _, err := Load(p, dst); err != nil {
+			return
+		}
+		for i, q := range dst {
+			if len(q.Value) != ps[i].Size() {
+				t.Fatalf("%s: %d values", q.Name, len(q.Value))
+			}
+		}
+	})
+}
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
