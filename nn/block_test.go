@@ -110,4 +110,3 @@ func checkBuilder(t *testing.T, b *Builder, y *G.Node) {
 		t.Logf("%s: worst relative error %.2g", p.Name, worst)
 	}
 }
-

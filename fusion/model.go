@@ -1,0 +1,199 @@
+package fusion
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/text"
+	"github.com/clipgo/clipgo/vision"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// InitLogitScale is CLIP's initial log temperature, ln(1/0.07).
+var InitLogitScale = math.Log(1 / 0.07)
+
+// MaxLogitScale is the clamp applied after each optimiser step, ln 100.
+var MaxLogitScale = math.Log(100)
+
+// Model is CLIP for a fixed batch size: both towers, L2-normalised features, the learnable
+// logit scale and the symmetric contrastive loss, on one gorgonia graph built once and run
+// every step. Parameters live in nn.Param buffers that the graph reads in place; each Step
+// writes every Param.Grad.
+type Model struct {
+	cfg    Config
+	batch  int
+	b      *nn.Builder
+	vision *vision.Tower
+	text   *text.Tower
+	scale  *nn.Param
+
+	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
+	train, eval                    G.VM
+}
+
+// Outputs are the results of a forward pass.
+type Outputs struct {
+	ImageFeatures  []float32 // [B, E], unnormalised projections
+	TextFeatures   []float32 // [B, E], unnormalised projections
+	LogitsPerImage []float32 // [B, B], exp(logit_scale)·normalised image·normalised textᵀ
+	Loss           float32
+}
+
+// New builds the model for batches of batch pairs, initialising parameters from seed as the
+// reference does.
+func New(cfg Config, batch int, seed int64) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("fusion: batch %d must be positive", batch)
+	}
+	b, err := nn.NewBuilder(tensor.Float32, seed)
+	if err != nil {
+		return nil, err
+	}
+	e := cfg.EmbedDim
+	m := &Model{cfg: cfg, batch: batch, b: b,
+		imgFeat: make([]float32, batch*e), txtFeat: make([]float32, batch*e),
+		logits: make([]float32, batch*batch), loss: make([]float32, 1)}
+	if m.vision, err = vision.NewTower(b, cfg.Vision, batch, e, cfg.QuickGELU); err != nil {
+		return nil, err
+	}
+	if m.text, err = text.NewTower(b, cfg.Text, batch, e, cfg.QuickGELU); err != nil {
+		return nil, err
+	}
+	scale, err := b.Param("logit_scale", nil, nn.Constant(float32(InitLogitScale)))
+	if err != nil {
+		return nil, err
+	}
+	m.scale, _ = b.Lookup("logit_scale")
+	img, err := encode(m.vision.Output, m.imgFeat)
+	if err != nil {
+		return nil, err
+	}
+	txt, err := encode(m.text.Output, m.txtFeat)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := nn.Logits(img, txt, scale)
+	if err != nil {
+		return nil, err
+	}
+	if logits, err = nn.Tap(logits, m.logits); err != nil {
+		return nil, err
+	}
+	loss, err := nn.ContrastiveLoss(logits)
+	if err != nil {
+		return nil, err
+	}
+	if loss, err = nn.Tap(loss, m.loss); err != nil {
+		return nil, err
+	}
+	forward := b.G.SubgraphRoots(loss)
+	if err := b.Backward(loss); err != nil {
+		return nil, err
+	}
+	m.eval = G.NewTapeMachine(forward)
+	m.train = G.NewTapeMachine(b.G)
+	return m, nil
+}
+
+// encode taps the unnormalised features into dst and returns them L2-normalised.
+func encode(features *G.Node, dst []float32) (*G.Node, error) {
+	f, err := nn.Tap(features, dst)
+	if err != nil {
+		return nil, err
+	}
+	return nn.L2Normalize(f)
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Batch is the fixed number of image–text pairs per step.
+func (m *Model) Batch() int { return m.batch }
+
+// Params returns every parameter once, in a stable order (vision, text, logit_scale).
+func (m *Model) Params() []*nn.Param { return m.b.Params() }
+
+// Param returns the parameter called name (open_clip's state_dict name).
+func (m *Model) Param(name string) (*nn.Param, bool) { return m.b.Lookup(name) }
+
+// SetParam copies value into the parameter called name; its length must be the parameter's size.
+func (m *Model) SetParam(name string, value []float32) error {
+	p, ok := m.b.Lookup(name)
+	if !ok {
+		return fmt.Errorf("fusion: no parameter %q", name)
+	}
+	if len(value) != p.Size() {
+		return fmt.Errorf("fusion: parameter %s has shape %v (%d values), got %d", name, p.Shape, p.Size(), len(value))
+	}
+	copy(p.Value, value)
+	return nil
+}
+
+// ClampLogitScale keeps logit_scale in [0, ln 100], as CLIP does after each optimiser step.
+func (m *Model) ClampLogitScale() {
+	m.scale.Value[0] = float32(min(max(float64(m.scale.Value[0]), 0), MaxLogitScale))
+}
+
+func (m *Model) load(images []float32, tokens []int32) error {
+	if err := m.vision.SetImages(images); err != nil {
+		return fmt.Errorf("fusion: %w", err)
+	}
+	if err := m.text.SetTokens(tokens); err != nil {
+		return fmt.Errorf("fusion: %w", err)
+	}
+	return nil
+}
+
+func run(vm G.VM) error {
+	vm.Reset()
+	if err := vm.RunAll(); err != nil {
+		return fmt.Errorf("fusion: run: %w", err)
+	}
+	return nil
+}
+
+// Step runs forward and backward on one batch, images [B,3,S,S] CLIP-normalised and tokens
+// [B,L] with ids below the vocabulary size, fills every Param.Grad and returns the loss.
+func (m *Model) Step(images []float32, tokens []int32) (float32, error) {
+	if err := m.load(images, tokens); err != nil {
+		return 0, err
+	}
+	if err := run(m.train); err != nil {
+		return 0, err
+	}
+	return m.loss[0], nil
+}
+
+// Forward runs the forward pass only (no gradients) and returns copies of its outputs.
+func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
+	if err := m.load(images, tokens); err != nil {
+		return Outputs{}, err
+	}
+	if err := run(m.eval); err != nil {
+		return Outputs{}, err
+	}
+	return m.outputs(), nil
+}
+
+// Last returns copies of the outputs of the latest Step or Forward.
+func (m *Model) Last() Outputs { return m.outputs() }
+
+func (m *Model) outputs() Outputs {
+	return Outputs{
+		ImageFeatures:  append([]float32(nil), m.imgFeat...),
+		TextFeatures:   append([]float32(nil), m.txtFeat...),
+		LogitsPerImage: append([]float32(nil), m.logits...),
+		Loss:           m.loss[0],
+	}
+}
+
+// Close releases the machines.
+func (m *Model) Close() error {
+	m.train.Close()
+	return m.eval.Close()
+}

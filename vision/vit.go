@@ -1,0 +1,129 @@
+package vision
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/clipgo/clipgo/nn"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Tower is the ViT image encoder built once for a fixed batch, as open_clip builds it: conv1
+// patch embedding without bias (a matmul over extracted patches; the weight keeps its
+// [W,3,P,P] shape), class token, positional embedding, ln_pre, pre-LN blocks, ln_post on all
+// tokens, class-token pooling and proj.
+type Tower struct {
+	cfg     Config
+	batch   int
+	patches []float32 // [batch·Grid², 3·P·P], refilled by SetImages
+	// Output is the projected image features [batch, embed], before normalisation.
+	Output *G.Node
+}
+
+// MLPWidth is the blocks' hidden width.
+func (c Config) MLPWidth() int { return int(float64(c.Width) * c.MLPRatio) }
+
+// NewTower adds the vision tower's parameters (named visual.*) and graph to b for batch
+// images, projecting to embed dimensions. b must be a float32 builder.
+func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tower, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if batch <= 0 || embed <= 0 {
+		return nil, fmt.Errorf("vision: batch %d and embed %d must be positive", batch, embed)
+	}
+	if b.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("vision: the tower is built on float32 graphs, not %v", b.Dtype())
+	}
+	w, p, grid := cfg.Width, cfg.PatchSize, cfg.Grid()
+	t := &Tower{cfg: cfg, batch: batch, patches: make([]float32, batch*grid*grid*3*p*p)}
+	scale := math.Pow(float64(w), -0.5)
+	patches, err := b.Input("visual.patches", t.patches, batch*grid*grid, 3*p*p)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := b.Param("visual.conv1.weight", []int{w, 3, p, p}, nn.Uniform(1/math.Sqrt(float64(3*p*p))), w, 3*p*p)
+	if err != nil {
+		return nil, err
+	}
+	cls, err := b.Param("visual.class_embedding", []int{w}, nn.Normal(scale))
+	if err != nil {
+		return nil, err
+	}
+	pos, err := b.Param("visual.positional_embedding", []int{cfg.Tokens(), w}, nn.Normal(scale))
+	if err != nil {
+		return nil, err
+	}
+	lnPre, err := b.NewNorm("visual.ln_pre", w)
+	if err != nil {
+		return nil, err
+	}
+	blocks := nn.BlockConfig{Width: w, Heads: cfg.Heads, MLPWidth: cfg.MLPWidth(), Batch: batch, Seq: cfg.Tokens(), QuickGELU: quickGELU}
+	tr, err := b.NewTransformer("visual.transformer", cfg.Layers, blocks, nn.VisionInit(w, cfg.MLPWidth()))
+	if err != nil {
+		return nil, err
+	}
+	lnPost, err := b.NewNorm("visual.ln_post", w)
+	if err != nil {
+		return nil, err
+	}
+	proj, err := b.Param("visual.proj", []int{w, embed}, nn.Normal(scale))
+	if err != nil {
+		return nil, err
+	}
+	cls0 := make([]int, batch) // the class token of each image
+	for i := range cls0 {
+		cls0[i] = i * cfg.Tokens()
+	}
+	x, err := nn.MatMul(patches, conv, false, true) // [B·G², W]
+	if err != nil {
+		return nil, err
+	}
+	if x, err = nn.ClassTokens(x, cls, pos); err != nil {
+		return nil, err
+	}
+	steps := []func(*G.Node) (*G.Node, error){
+		lnPre.Forward, tr.Forward, lnPost.Forward,
+		func(x *G.Node) (*G.Node, error) { return nn.GatherRows(x, cls0) },
+		func(x *G.Node) (*G.Node, error) { return nn.MatMul(x, proj, false, false) },
+	}
+	for _, f := range steps {
+		if x, err = f(x); err != nil {
+			return nil, fmt.Errorf("vision: %w", err)
+		}
+	}
+	t.Output = x
+	return t, nil
+}
+
+// ImageLen is the number of float32 values of the batch of images [batch, 3, S, S].
+func (t *Tower) ImageLen() int { return t.batch * 3 * t.cfg.ImageSize * t.cfg.ImageSize }
+
+// SetImages loads a batch of CLIP-normalised images [batch, 3, S, S] (CHW) into the tower's
+// input, rearranged as patches: row (b, gy, gx) holds the patch's values in (channel, y, x)
+// order, the layout of the flattened conv1 weight.
+func (t *Tower) SetImages(images []float32) error {
+	if len(images) != t.ImageLen() {
+		return fmt.Errorf("vision: %d image values, want %d (batch %d × 3 × %d × %d)",
+			len(images), t.ImageLen(), t.batch, t.cfg.ImageSize, t.cfg.ImageSize)
+	}
+	s, p, g := t.cfg.ImageSize, t.cfg.PatchSize, t.cfg.Grid()
+	row := 0
+	for b := range t.batch {
+		img := images[b*3*s*s : (b+1)*3*s*s]
+		for gy := range g {
+			for gx := range g {
+				dst := t.patches[row*3*p*p : (row+1)*3*p*p]
+				for c := range 3 {
+					for y := range p {
+						src := img[c*s*s+(gy*p+y)*s+gx*p:]
+						copy(dst[(c*p+y)*p:(c*p+y+1)*p], src[:p])
+					}
+				}
+				row++
+			}
+		}
+	}
+	return nil
+}
