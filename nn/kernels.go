@@ -23,7 +23,23 @@ func trans(t bool) blas.Transpose {
 
 // gemm computes c = alpha·op(a)·op(b) + beta·c for an m×k op(a) and a k×n op(b), with leading
 // dimensions lda, ldb, ldc (so that column blocks of wider matrices can be used in place).
+// Large products are split by rows of c across goroutines (BLAS itself runs single-threaded).
 func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > 1 && m >= 2*workers && m*n*k >= 1<<20 {
+		parallelRows(m, func(lo, hi int) {
+			off := lo * lda // rows of a
+			if tA {
+				off = lo // columns of a
+			}
+			gemm1(tA, tB, hi-lo, n, k, alpha, a[off:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		})
+		return
+	}
+	gemm1(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func gemm1[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch a := any(a).(type) {
 	case []float32:
 		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), a, lda,
