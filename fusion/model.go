@@ -31,6 +31,7 @@ type Model struct {
 
 	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
 	train, eval                    G.VM
+	encImg, encTxt                 G.VM // each tower alone, for embedding and zero-shot
 }
 
 // Outputs are the results of a forward pass.
@@ -69,11 +70,19 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 		return nil, err
 	}
 	m.scale, _ = b.Lookup("logit_scale")
-	img, err := encode(m.vision.Output, m.imgFeat)
+	imgTap, err := nn.Tap(m.vision.Output, m.imgFeat)
 	if err != nil {
 		return nil, err
 	}
-	txt, err := encode(m.text.Output, m.txtFeat)
+	txtTap, err := nn.Tap(m.text.Output, m.txtFeat)
+	if err != nil {
+		return nil, err
+	}
+	img, err := nn.L2Normalize(imgTap)
+	if err != nil {
+		return nil, err
+	}
+	txt, err := nn.L2Normalize(txtTap)
 	if err != nil {
 		return nil, err
 	}
@@ -92,21 +101,14 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 		return nil, err
 	}
 	forward := b.G.SubgraphRoots(loss)
+	m.encImg = G.NewTapeMachine(b.G.SubgraphRoots(imgTap))
+	m.encTxt = G.NewTapeMachine(b.G.SubgraphRoots(txtTap))
 	if err := b.Backward(loss); err != nil {
 		return nil, err
 	}
 	m.eval = G.NewTapeMachine(forward)
 	m.train = G.NewTapeMachine(b.G)
 	return m, nil
-}
-
-// encode taps the unnormalised features into dst and returns them L2-normalised.
-func encode(features *G.Node, dst []float32) (*G.Node, error) {
-	f, err := nn.Tap(features, dst)
-	if err != nil {
-		return nil, err
-	}
-	return nn.L2Normalize(f)
 }
 
 // Config returns the model's configuration.
@@ -180,6 +182,30 @@ func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
 	return m.outputs(), nil
 }
 
+// EncodeImages runs the vision tower alone on a batch of images [B,3,S,S] and returns the
+// unnormalised image features [B, E] (a copy).
+func (m *Model) EncodeImages(images []float32) ([]float32, error) {
+	if err := m.vision.SetImages(images); err != nil {
+		return nil, fmt.Errorf("fusion: %w", err)
+	}
+	if err := run(m.encImg); err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), m.imgFeat...), nil
+}
+
+// EncodeTexts runs the text tower alone on a batch of token ids [B, L] and returns the
+// unnormalised text features [B, E] (a copy).
+func (m *Model) EncodeTexts(tokens []int32) ([]float32, error) {
+	if err := m.text.SetTokens(tokens); err != nil {
+		return nil, fmt.Errorf("fusion: %w", err)
+	}
+	if err := run(m.encTxt); err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), m.txtFeat...), nil
+}
+
 // Last returns copies of the outputs of the latest Step or Forward.
 func (m *Model) Last() Outputs { return m.outputs() }
 
@@ -194,6 +220,8 @@ func (m *Model) outputs() Outputs {
 
 // Close releases the machines.
 func (m *Model) Close() error {
-	m.train.Close()
+	for _, vm := range []G.VM{m.train, m.encImg, m.encTxt} {
+		vm.Close()
+	}
 	return m.eval.Close()
 }

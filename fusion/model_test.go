@@ -92,6 +92,20 @@ func TestStepMatchesForward(t *testing.T) {
 	if fwd.Loss != loss || relErr(fwd.LogitsPerImage, step.LogitsPerImage) != 0 || relErr(fwd.ImageFeatures, step.ImageFeatures) != 0 {
 		t.Errorf("Forward differs from Step: loss %v vs %v", fwd.Loss, loss)
 	}
+	img, err := m.EncodeImages(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := m.EncodeTexts(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if relErr(img, step.ImageFeatures) != 0 || relErr(txt, step.TextFeatures) != 0 {
+		t.Error("EncodeImages/EncodeTexts differ from Step's features")
+	}
+	if _, err := m.EncodeTexts(tokens[1:]); err == nil {
+		t.Error("EncodeTexts accepted a short batch")
+	}
 	var want float64
 	l := fwd.LogitsPerImage
 	for i := range batch {
