@@ -185,12 +185,38 @@ func addPeriodic[T Float](y, x, b []T, period, c int) {
 
 const invSqrt2, invSqrt2Pi = 0.7071067811865476, 0.3989422804014327
 
-// gelu is x·Φ(x) with the erf form of Φ, as torch.nn.GELU().
+// erfExp returns erf(z) for z = x/√2 together with exp(−z²) = exp(−x²/2), by Abramowitz and
+// Stegun 7.1.26 (absolute error below 1.5e-7, under float32's resolution of erf near 1): one
+// exponential serves the GELU and its derivative. The float64 kernels use math.Erf instead.
+func erfExp(x float64) (erf, e float64) {
+	z := math.Abs(x) * invSqrt2
+	e = math.Exp(-z * z)
+	t := 1 / (1 + 0.3275911*z)
+	y := 1 - t*(0.254829592+t*(-0.284496736+t*(1.421413741+t*(-1.453152027+t*1.061405429))))*e
+	if x < 0 {
+		y = -y
+	}
+	return y, e
+}
+
+// phi returns Φ(x) (the standard normal CDF) and φ(x) (its density): approximated for float32
+// kernels, exact for float64.
+func phi[T Float](x float64) (cdf, pdf float64) {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		erf, e := erfExp(x)
+		return 0.5 * (1 + erf), invSqrt2Pi * e
+	}
+	return 0.5 * (1 + math.Erf(x*invSqrt2)), invSqrt2Pi * math.Exp(-0.5*x*x)
+}
+
+// geluForward is x·Φ(x), the erf form, as torch.nn.GELU().
 func geluForward[T Float](y, x []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
-			y[i] = T(0.5 * v * (1 + math.Erf(v*invSqrt2)))
+			c, _ := phi[T](v)
+			y[i] = T(v * c)
 		}
 	})
 }
@@ -200,8 +226,8 @@ func geluBackward[T Float](dx, x, gy []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
-			d := 0.5*(1+math.Erf(v*invSqrt2)) + v*invSqrt2Pi*math.Exp(-0.5*v*v)
-			dx[i] = T(float64(gy[i]) * d)
+			c, p := phi[T](v)
+			dx[i] = T(float64(gy[i]) * (c + v*p))
 		}
 	})
 }
