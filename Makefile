@@ -14,7 +14,7 @@ BUILD_PACKAGES := libopenblas-dev
 # (../shared/peers) for parity.
 TEST_PACKAGES := dataset-fashion-mnist python3-torch libopenblas0-openmp
 
-.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data lint clean help
+.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data parity pretrain lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -64,6 +64,21 @@ flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (re
 fashion-mnist-data: build ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
 	@internal/sysdeps/ensure.sh dataset-fashion-mnist
 	$(BIN) prepare --config configs/data/fashion-mnist.yaml --out $(OUT)/fashion-mnist --workers $(WORKERS)
+
+PYTHON ?= /usr/bin/python3
+PEER := $(SHARED)/peers/clip_step.py
+PARITY_DIR ?= $(OUT)/parity
+parity: build ## compare one training step with the PyTorch reference (tiny, and small at context 77)
+	@internal/sysdeps/ensure.sh python3-torch libopenblas0-openmp
+	@mkdir -p $(PARITY_DIR)
+	@set -e; for spec in "tiny:--preset tiny --seed 0" "small:--preset small --batch-size 16 --seed 1"; do \
+	  name=$${spec%%:*}; args=$${spec#*:}; d=$(PARITY_DIR)/$$name; mkdir -p $$d; \
+	  $(PYTHON) $(PEER) export-random $$args --weights $$d/weights.safetensors --inputs $$d/inputs.safetensors >/dev/null; \
+	  $(PYTHON) $(PEER) parity --weights $$d/weights.safetensors --inputs $$d/inputs.safetensors --out $$d/reference.safetensors --dtype float64 >/dev/null; \
+	  echo "== $$name"; \
+	  $(BIN) parity --weights $$d/weights.safetensors --inputs $$d/inputs.safetensors --out $$d/clipgo.safetensors \
+	    --reference $$d/reference.safetensors | $(PYTHON) -c 'import json,sys; r=json.load(sys.stdin); print("loss %.6f  worst output %s %.2e  worst gradient %s %.2e  pass %s" % (r["loss"], r["worst_output"], r["max_output_rel_error"], r["worst_grad"], r["max_grad_rel_error"], r["pass"]))'; \
+	done
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clipgo/clipgo/stages"
+)
+
+func newPretrainCmd() *cobra.Command {
+	var (
+		recipe, out, resume string
+		sets                []string
+		stopAt              int64
+	)
+	cmd := &cobra.Command{
+		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--resume latest]",
+		Short: "train a CLIP model on prepared shards with the symmetric contrastive loss",
+		Long: `pretrain trains a CLIP model (vision and text transformers, learnable temperature) on the
+train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe name (demo,
+flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
+train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
+(RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
+at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := stages.LoadPretrainConfig(recipe, sets)
+			if err != nil {
+				return err
+			}
+			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume, StopAt: stopAt}, logger(), os.Stderr)
+			if errors.Is(err, stages.ErrInterrupted) {
+				fmt.Fprintln(os.Stderr, "clipgo:", err)
+				os.Exit(130)
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "trained %s: steps %d..%d, loss %.4f -> %.4f, %.0f samples/s, checkpoint %s\n",
+				sum.RunDir, sum.FirstStep, sum.Steps, sum.FirstLoss, sum.LastLoss, sum.SamplesPerSec, sum.Checkpoint)
+			if v := sum.LastValidation; v != nil {
+				fmt.Fprintf(w, "validation: loss %.4f, in-batch top-1 image→text %.3f, text→image %.3f (%d batches)\n",
+					v.Loss, v.ImageTop, v.TextTop, v.Batches)
+			}
+			if sum.Stopped {
+				fmt.Fprintf(w, "stopped at step %d of %d (--stop-at); continue with --resume latest\n", sum.Steps, cfg.Train.Steps)
+			}
+			if sum.SkippedSteps > 0 {
+				fmt.Fprintf(w, "skipped %d non-finite steps\n", sum.SkippedSteps)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&recipe, "config", "demo", "training recipe: a YAML file or a built-in name (demo, flickr8k)")
+	f.StringVar(&out, "out", "", "run directory (checkpoints, metrics.jsonl, config.yaml)")
+	f.StringArrayVar(&sets, "set", nil, "override a config key: --set train.steps=100 (repeatable)")
+	f.StringVar(&resume, "resume", "", `continue a run: "latest" or a checkpoint path`)
+	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest)")
+	return cmd
+}

@@ -1,0 +1,442 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/data/loader"
+	"github.com/clipgo/clipgo/data/shard"
+	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/nn/optim"
+	"github.com/clipgo/clipgo/text"
+)
+
+// Files of a run directory besides its checkpoints.
+const (
+	MetricsName   = "metrics.jsonl" // one JSON object per line: training and validation records
+	RunConfigName = "config.yaml"   // the resolved config of the run
+)
+
+// ErrInterrupted is returned (wrapped, with the checkpoint written) when a run stops on a
+// signal: the run can go on with --resume latest.
+var ErrInterrupted = errors.New("training interrupted")
+
+// PretrainOptions is one `clipgo pretrain` invocation.
+type PretrainOptions struct {
+	Config PretrainConfig
+	RunDir string
+	Resume string // "" (a new run), "latest", or a checkpoint path
+	// StopAt, when positive, ends this invocation after that step with a checkpoint, as an
+	// interruption would: a long run fits into time slots, resumed with Resume "latest".
+	StopAt int64
+}
+
+// PretrainSummary is what a run did.
+type PretrainSummary struct {
+	RunDir         string
+	FirstStep      int64 // the first step this invocation ran (> 0 after a resume)
+	Steps          int64 // the step count reached
+	FirstLoss      float32
+	LastLoss       float32
+	SamplesPerSec  float64
+	Checkpoint     string // the newest checkpoint written
+	SkippedSteps   int    // steps skipped for a non-finite loss or gradient
+	Stopped        bool   // ended at StopAt before train.steps
+	LastValidation *Validation
+}
+
+// Validation is the model's score on the validation split: the contrastive loss and the
+// in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
+type Validation struct {
+	Loss     float64 `json:"val_loss"`
+	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
+	TextTop  float64 `json:"val_t2i_acc"` // text→image
+	Batches  int     `json:"val_batches"`
+}
+
+// Pretrain trains a CLIP model on prepared shards: the input pipeline feeds fixed-size
+// batches, each step runs forward and backward, clips, and takes an AdamW step with a cosine
+// schedule, then clamps the logit scale. Metrics go to RunDir/metrics.jsonl, checkpoints to
+// RunDir every train.checkpoint_every steps, at the end and on interruption (ctx done).
+func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progressTo io.Writer) (PretrainSummary, error) {
+	cfg := opts.Config
+	sum := PretrainSummary{RunDir: opts.RunDir}
+	if err := cfg.Validate(); err != nil {
+		return sum, err
+	}
+	if cfg.Model.Text.VocabSize < text.VocabSize {
+		return sum, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
+			cfg.Model.Text.VocabSize, text.VocabSize)
+	}
+	trainFiles, err := splitFiles(cfg.Data.Train, cfg.Data.TrainSplit)
+	if err != nil {
+		return sum, fmt.Errorf("data.train: %w", err)
+	}
+	var valFiles []string
+	if cfg.Data.Val != "" {
+		if valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
+			return sum, fmt.Errorf("data.val: %w", err)
+		}
+	}
+	if err := prepareRunDir(opts, cfg); err != nil {
+		return sum, err
+	}
+
+	B := cfg.Train.BatchSize
+	model, err := fusion.New(cfg.Model, B, cfg.Train.Seed)
+	if err != nil {
+		return sum, err
+	}
+	defer model.Close()
+	params := model.Params()
+	opt, err := optim.NewAdamW(params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps,
+		WeightDecay: cfg.Train.WeightDecay})
+	if err != nil {
+		return sum, err
+	}
+	sched := optim.Cosine{Base: cfg.Train.LR, Warmup: int(cfg.Train.Warmup), Steps: int(cfg.Train.Steps)}
+
+	var step, position int64
+	epoch := 0
+	if opts.Resume != "" {
+		path, err := resolveResume(opts)
+		if err != nil {
+			return sum, err
+		}
+		meta, state, err := checkpoint.Load(path, params)
+		if err != nil {
+			return sum, fmt.Errorf("resume: %w", err)
+		}
+		if err := opt.LoadState(state); err != nil {
+			return sum, fmt.Errorf("resume %s: optimiser state: %w", path, err)
+		}
+		step, epoch, position = meta.Step, int(meta.Epoch), meta.Sample
+		sum.Checkpoint = path
+		log.Info("resumed", "checkpoint", path, "step", step, "epoch", epoch, "position", position)
+	}
+	sum.FirstStep = step
+	metrics, err := openMetrics(filepath.Join(opts.RunDir, MetricsName), step)
+	if err != nil {
+		return sum, err
+	}
+	defer metrics.Close()
+
+	tok, err := text.NewTokenizer()
+	if err != nil {
+		return sum, err
+	}
+	workers := cfg.Data.Workers
+	if workers <= 0 {
+		workers = 0 // the loader's default: every core
+	}
+	j := cfg.Data.Jitter
+	trainLoader, err := loader.New(loader.Config{Files: trainFiles, Mode: loader.Train, BatchSize: B,
+		ImageSize: cfg.Model.Vision.ImageSize, ContextLen: cfg.Model.Text.ContextLength, Tokenize: tok.TokenizeInto,
+		Seed: uint64(cfg.Train.Seed), DecodeWorkers: workers,
+		Augment: imageproc.Augment{Flip: cfg.Data.Flip, Jitter: imageproc.Jitter{Prob: boolProb(j > 0), Brightness: j, Contrast: j, Saturation: j}}})
+	if err != nil {
+		return sum, fmt.Errorf("data.train: %w", err)
+	}
+
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return sum, err
+	}
+	save := func(step int64, epoch int, position int64) error {
+		path, err := checkpoint.Save(opts.RunDir, step, params, opt.State(), checkpoint.Meta{
+			Config: string(cfgJSON), Step: step, Epoch: int64(epoch), Sample: position, Seed: cfg.Train.Seed})
+		if err != nil {
+			return fmt.Errorf("checkpoint at step %d: %w", step, err)
+		}
+		sum.Checkpoint = path
+		if cfg.Train.KeepCheckpoints > 0 {
+			if err := checkpoint.Prune(opts.RunDir, cfg.Train.KeepCheckpoints); err != nil {
+				log.Warn("pruning old checkpoints", "err", err)
+			}
+		}
+		return nil
+	}
+
+	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
+	bar.Add(step, "")
+	defer bar.Finish()
+	ep := trainLoader.Epoch(ctx, epoch, position)
+	defer func() { ep.Close() }()
+
+	start, samples := time.Now(), int64(0)
+	lastStall := time.Duration(0)
+	badInARow := 0
+	for ; step < cfg.Train.Steps; step++ {
+		batch, err := ep.Next()
+		if errors.Is(err, io.EOF) { // the epoch is over: the next one reshuffles
+			ep.Close()
+			epoch, position, lastStall = epoch+1, 0, 0
+			ep = trainLoader.Epoch(ctx, epoch, 0)
+			batch, err = ep.Next()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return sum, interrupted(save(step, epoch, position), step, sum.Checkpoint)
+			}
+			return sum, fmt.Errorf("step %d: input: %w", step, err)
+		}
+		lr := sched.LR(int(step))
+		loss, err := model.Step(batch.Images, batch.Tokens)
+		position = batch.Position
+		batch.Release()
+		if err != nil {
+			return sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		finite, bad := optim.GradsFinite(params)
+		if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) || !finite {
+			badInARow++
+			sum.SkippedSteps++
+			log.Warn("non-finite step skipped", "step", step, "loss", loss, "param", bad, "in_a_row", badInARow)
+			if badInARow >= cfg.Train.MaxBadSteps {
+				last := sum.Checkpoint
+				if last == "" {
+					last = "none yet"
+				}
+				return sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s", step, badInARow, last)
+			}
+			continue
+		}
+		badInARow = 0
+		gradNorm := optim.GradNorm(params)
+		if cfg.Train.GradClip > 0 {
+			optim.ClipGradNorm(params, cfg.Train.GradClip)
+		}
+		if err := opt.Step(lr); err != nil {
+			return sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		model.ClampLogitScale()
+		samples += int64(B)
+		if step == sum.FirstStep {
+			sum.FirstLoss = loss
+		}
+		sum.LastLoss, sum.Steps = loss, step+1
+
+		rate := float64(samples) / time.Since(start).Seconds()
+		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(params), lr, rate))
+		if (step+1)%cfg.Train.LogEvery == 0 || step == sum.FirstStep {
+			stall := ep.Stats().Stall
+			if err := metrics.write(map[string]any{"step": step + 1, "epoch": epoch, "loss": loss, "logit_scale": temperature(params),
+				"lr": lr, "grad_norm": gradNorm, "samples_per_s": rate, "stall_s": (stall - lastStall).Seconds(),
+				"elapsed_s": time.Since(start).Seconds()}); err != nil {
+				return sum, err
+			}
+			lastStall = stall
+		}
+		last := step+1 == cfg.Train.Steps
+		if valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
+			v, err := validate(ctx, model, valFiles, cfg, tok)
+			if err != nil {
+				return sum, fmt.Errorf("step %d: validation: %w", step+1, err)
+			}
+			sum.LastValidation = &v
+			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
+			if err := metrics.write(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
+				"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
+				return sum, err
+			}
+		}
+		stop := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
+		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stop {
+			if err := save(step+1, epoch, position); err != nil {
+				return sum, err
+			}
+		}
+		if stop {
+			sum.Stopped = true
+			break
+		}
+		if ctx.Err() != nil {
+			return sum, interrupted(save(step+1, epoch, position), step+1, sum.Checkpoint)
+		}
+	}
+	sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
+	return sum, nil
+}
+
+// interrupted reports a run stopped by a signal, with the checkpoint written for it.
+func interrupted(saveErr error, step int64, path string) error {
+	if saveErr != nil {
+		return fmt.Errorf("%w at step %d, and its checkpoint failed: %v", ErrInterrupted, step, saveErr)
+	}
+	return fmt.Errorf("%w at step %d: checkpoint %s; continue with --resume latest", ErrInterrupted, step, path)
+}
+
+// validate scores the model on the validation split in eval mode (no augmentation), over
+// full batches: the model's graph has a fixed batch size, so a last partial batch is left out.
+func validate(ctx context.Context, model *fusion.Model, files []string, cfg PretrainConfig, tok *text.Tokenizer) (Validation, error) {
+	B := cfg.Train.BatchSize
+	l, err := loader.New(loader.Config{Files: files, Mode: loader.Eval, BatchSize: B, ImageSize: cfg.Model.Vision.ImageSize,
+		ContextLen: cfg.Model.Text.ContextLength, Tokenize: tok.TokenizeInto, Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers})
+	if err != nil {
+		return Validation{}, err
+	}
+	ep := l.Epoch(ctx, 0, 0)
+	defer ep.Close()
+	var v Validation
+	for cfg.Train.ValBatches <= 0 || v.Batches < cfg.Train.ValBatches {
+		b, err := ep.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return v, err
+		}
+		if b.Size != B {
+			b.Release()
+			break
+		}
+		out, err := model.Forward(b.Images, b.Tokens)
+		b.Release()
+		if err != nil {
+			return v, err
+		}
+		i2t, t2i := inBatchTop1(out.LogitsPerImage, B)
+		v.Loss += float64(out.Loss)
+		v.ImageTop += i2t
+		v.TextTop += t2i
+		v.Batches++
+	}
+	if v.Batches == 0 {
+		return v, fmt.Errorf("the validation split has fewer than train.batch_size=%d images", B)
+	}
+	n := float64(v.Batches)
+	v.Loss, v.ImageTop, v.TextTop = v.Loss/n, v.ImageTop/n, v.TextTop/n
+	return v, nil
+}
+
+// inBatchTop1 returns the share of rows (image→text) and of columns (text→image) of the
+// [B,B] logits whose largest entry is on the diagonal.
+func inBatchTop1(logits []float32, B int) (i2t, t2i float64) {
+	for r := 0; r < B; r++ {
+		best := 0
+		for c := 1; c < B; c++ {
+			if logits[r*B+c] > logits[r*B+best] {
+				best = c
+			}
+		}
+		if best == r {
+			i2t++
+		}
+	}
+	for c := 0; c < B; c++ {
+		best := 0
+		for r := 1; r < B; r++ {
+			if logits[r*B+c] > logits[best*B+c] {
+				best = r
+			}
+		}
+		if best == c {
+			t2i++
+		}
+	}
+	return i2t / float64(B), t2i / float64(B)
+}
+
+// splitFiles returns the shard files of one split of a prepared dataset.
+func splitFiles(dir, split string) ([]string, error) {
+	m, err := shard.ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.Files(dir, split)
+}
+
+// prepareRunDir creates the run directory and records the resolved config. A new run refuses
+// a directory that already holds checkpoints: it would mix two runs.
+func prepareRunDir(opts PretrainOptions, cfg PretrainConfig) error {
+	if opts.RunDir == "" {
+		return errors.New("pretrain: --out RUN_DIR is required")
+	}
+	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+		return fmt.Errorf("pretrain: %w", err)
+	}
+	if opts.Resume == "" {
+		if latest, err := checkpoint.Latest(opts.RunDir); err == nil {
+			return fmt.Errorf("pretrain: %s already holds a run (checkpoint %s): continue it with --resume latest, or choose another --out",
+				opts.RunDir, filepath.Base(latest))
+		}
+	}
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("pretrain: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(opts.RunDir, RunConfigName), raw)
+}
+
+func resolveResume(opts PretrainOptions) (string, error) {
+	if opts.Resume != "latest" {
+		return opts.Resume, nil
+	}
+	path, err := checkpoint.Latest(opts.RunDir)
+	if err != nil {
+		return "", fmt.Errorf("--resume latest: %w", err)
+	}
+	return path, nil
+}
+
+// metricsLog appends JSON lines to the run's metrics file.
+type metricsLog struct {
+	f   *os.File
+	enc *json.Encoder
+}
+
+// openMetrics opens the metrics log for appending; on a resume from step, it first drops the
+// records of steps after it (written by the interrupted run past its last checkpoint), so
+// that the log reads as one uninterrupted run.
+func openMetrics(path string, step int64) (*metricsLog, error) {
+	if step > 0 {
+		if err := truncateMetrics(path, step); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &metricsLog{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (m *metricsLog) write(rec map[string]any) error {
+	if err := m.enc.Encode(rec); err != nil {
+		return fmt.Errorf("metrics %s: %w", m.f.Name(), err)
+	}
+	return nil
+}
+
+func (m *metricsLog) Close() error { return m.f.Close() }
+
+func boolProb(b bool) float64 {
+	if b {
+		return 0.8
+	}
+	return 0
+}
+
+// temperature returns exp(logit_scale), the inverse softmax temperature the model has learned.
+func temperature(params []*nn.Param) float64 {
+	for _, p := range params {
+		if p.Name == "logit_scale" {
+			return math.Exp(float64(p.Value[0]))
+		}
+	}
+	return math.NaN()
+}
