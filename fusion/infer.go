@@ -29,7 +29,7 @@ func ConfigFromShapes(shapes map[string][]int, visionHeads, textHeads int) (Conf
 		}
 		return s
 	}
-	conv := need("visual.conv1.weight", 4)        // [W,3,P,P]
+	conv := need("visual.conv1.weight", 4)         // [W,3,P,P]
 	vpos := need("visual.positional_embedding", 2) // [G²+1,W]
 	proj := need("visual.proj", 2)                 // [W,E]
 	tok := need("token_embedding.weight", 2)       // [V,Wt]
