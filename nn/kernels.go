@@ -210,47 +210,30 @@ func phi[T Float](x float64) (cdf, pdf float64) {
 	return 0.5 * (1 + math.Erf(x*invSqrt2)), invSqrt2Pi * math.Exp(-0.5*x*x)
 }
 
-// geluForward is x·Φ(x), the erf form, as torch.nn.GELU().
-func geluForward[T Float](y, x []T) {
-	parallelRows(len(x), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := float64(x[i])
-			c, _ := phi[T](v)
-			y[i] = T(v * c)
-		}
-	})
-}
-
-// geluBackward: dx = gy·(Φ(x) + x·φ(x)).
-func geluBackward[T Float](dx, x, gy []T) {
+// geluForward is x·Φ(x), the erf form, as torch.nn.GELU(); it also writes the derivative
+// Φ(x) + x·φ(x) into d for the backward pass.
+func geluForward[T Float](y, d, x []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			c, p := phi[T](v)
-			dx[i] = T(float64(gy[i]) * (c + v*p))
+			y[i] = T(v * c)
+			d[i] = T(c + v*p)
 		}
 	})
 }
 
 func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 
-// quickGELU is OpenAI's x·σ(1.702x).
-func quickGELUForward[T Float](y, x []T) {
-	parallelRows(len(x), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := float64(x[i])
-			y[i] = T(v * sigmoid(1.702*v))
-		}
-	})
-}
-
-// quickGELUBackward: dx = gy·(σ + 1.702·x·σ·(1−σ)), σ = σ(1.702x).
-func quickGELUBackward[T Float](dx, x, gy []T) {
+// quickGELUForward is OpenAI's x·σ(1.702x); it also writes the derivative
+// σ + 1.702·x·σ·(1−σ), σ = σ(1.702x), into d for the backward pass.
+func quickGELUForward[T Float](y, d, x []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			s := sigmoid(1.702 * v)
-			dx[i] = T(float64(gy[i]) * (s + 1.702*v*s*(1-s)))
+			y[i] = T(v * s)
+			d[i] = T(s + 1.702*v*s*(1-s))
 		}
 	})
 }
