@@ -52,9 +52,14 @@ $(OUT)/demo/manifest.json: configs/data/demo.yaml | build
 	rm -rf $(OUT)/demo
 	$(BIN) prepare --config configs/data/demo.yaml --out $(OUT)/demo --workers $(WORKERS)
 
-demo: data ## the main job (for now: prepare the synthetic data and inspect it; training lands next)
-	$(BIN) inspect $(OUT)/demo
-	@echo "demo data ready in $(OUT)/demo"
+RECIPE ?= demo
+RUN ?= $(OUT)/runs/$(RECIPE)
+demo: data ## the main job: synthetic data -> pretrain (demo recipe) into $(OUT)/runs/demo
+	$(BIN) pretrain --config demo --out $(OUT)/runs/demo --resume auto
+	@echo "demo run in $(OUT)/runs/demo (metrics.jsonl, checkpoints)"
+
+pretrain: build ## train RECIPE (default demo; a built-in name or a YAML file) into RUN, resuming it if it has checkpoints
+	$(BIN) pretrain --config $(RECIPE) --out $(RUN) --resume auto $(if $(SET),$(foreach s,$(SET),--set $(s)))
 
 flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (research use only)
 	@test -f $(SHARED)/data/flickr8k/captions.tsv || { echo "clipgo: $(SHARED)/data/flickr8k not found" >&2; exit 1; }

@@ -39,7 +39,7 @@ var ErrInterrupted = errors.New("training interrupted")
 type PretrainOptions struct {
 	Config PretrainConfig
 	RunDir string
-	Resume string // "" (a new run), "latest", or a checkpoint path
+	Resume string // "" (a new run), "latest", "auto" (latest if there is one, else new), or a checkpoint path
 	// StopAt, when positive, ends this invocation after that step with a checkpoint, as an
 	// interruption would: a long run fits into time slots, resumed with Resume "latest".
 	StopAt int64
@@ -112,6 +112,12 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 
 	var step, position int64
 	epoch := 0
+	if opts.Resume == "auto" {
+		opts.Resume = ""
+		if _, err := checkpoint.Latest(opts.RunDir); err == nil {
+			opts.Resume = "latest"
+		}
+	}
 	if opts.Resume != "" {
 		path, err := resolveResume(opts)
 		if err != nil {

@@ -59,7 +59,7 @@ at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where 
 	f.StringVar(&recipe, "config", "demo", "training recipe: a YAML file or a built-in name (demo, flickr8k)")
 	f.StringVar(&out, "out", "", "run directory (checkpoints, metrics.jsonl, config.yaml)")
 	f.StringArrayVar(&sets, "set", nil, "override a config key: --set train.steps=100 (repeatable)")
-	f.StringVar(&resume, "resume", "", `continue a run: "latest" or a checkpoint path`)
+	f.StringVar(&resume, "resume", "", `continue a run: "latest", a checkpoint path, or "auto" (latest when RUN_DIR has one, else start)`)
 	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest)")
 	return cmd
 }
