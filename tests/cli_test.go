@@ -85,12 +85,50 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("parity against the PyTorch reference", func(t *testing.T) {
+		script := testenv.SharedFile(t, "peers/clip_step.py")
+		py := "/usr/bin/python3"
+		if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+			testenv.Missing(t, "/usr/bin/python3 cannot import torch (make test-deps: apt-get install python3-torch)")
+		}
+		d := t.TempDir()
+		w, in, ref := filepath.Join(d, "w.st"), filepath.Join(d, "i.st"), filepath.Join(d, "ref.st")
+		for _, args := range [][]string{
+			{script, "export-random", "--preset", "tiny", "--batch-size", "16", "--seed", "3", "--weights", w, "--inputs", in},
+			{script, "parity", "--weights", w, "--inputs", in, "--out", ref, "--dtype", "float64"},
+		} {
+			if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+		}
+		msg, err := run(t, bin, "", "parity", "--weights", w, "--inputs", in, "--out", filepath.Join(d, "o.st"), "--reference", ref)
+		if err != nil {
+			t.Fatalf("clipgo parity: %v\n%s", err, msg)
+		}
+		var rep struct {
+			Pass       bool    `json:"pass"`
+			MaxOutErr  float64 `json:"max_output_rel_error"`
+			MaxGradErr float64 `json:"max_grad_rel_error"`
+		}
+		if err := json.Unmarshal([]byte(msg), &rep); err != nil || !rep.Pass {
+			t.Fatalf("parity report %q (%v): want a pass", msg, err)
+		}
+		t.Logf("parity: outputs %.2g, gradients %.2g", rep.MaxOutErr, rep.MaxGradErr)
+		// A gradient that is off must fail the comparison.
+		if msg, err := run(t, bin, "", "parity", "--weights", w, "--inputs", in, "--reference", ref, "--tol-grads", "1e-12"); err == nil {
+			t.Fatalf("parity passed with a 1e-12 gradient tolerance: %s", msg)
+		}
+	})
+
 	t.Run("errors are one clear line and a non-zero exit", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"prepare", "--source", "captions", "--out", t.TempDir()},
 			{"prepare", "--config", filepath.Join(t.TempDir(), "nope.yaml")},
 			{"inspect", filepath.Join(t.TempDir(), "nothing.parquet")},
 			{"tokenize", "--context-length", "1"},
+			{"pretrain", "--config", "demo", "--out", t.TempDir(), "--set", "model.vision.heads=3"},
+			{"pretrain", "--config", "demo", "--out", t.TempDir(), "--set", "data.train=/nonexistent"},
+			{"parity", "--weights", filepath.Join(t.TempDir(), "w.st"), "--inputs", "x"},
 		} {
 			msg, err := run(t, bin, "x\n", args...)
 			if err == nil || !strings.HasPrefix(msg, "clipgo: ") || strings.Contains(msg, "goroutine") {
