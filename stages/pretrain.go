@@ -69,213 +69,308 @@ type Validation struct {
 }
 
 // Pretrain trains a CLIP model on prepared shards: the input pipeline feeds fixed-size
-// batches, each step runs forward and backward, clips, and takes an AdamW step with a cosine
-// schedule, then clamps the logit scale. Metrics go to RunDir/metrics.jsonl, checkpoints to
-// RunDir every train.checkpoint_every steps, at the end and on interruption (ctx done).
+// batches, each step runs forward and backward (over train.accum_steps micro-batches), clips,
+// and takes an AdamW step with a cosine schedule, then clamps the logit scale. Metrics go to
+// RunDir/metrics.jsonl, checkpoints to RunDir every train.checkpoint_every steps, at the end,
+// at opts.StopAt and on interruption (ctx done).
 func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progressTo io.Writer) (PretrainSummary, error) {
+	t, err := newTrainer(opts, log)
+	defer t.close()
+	if err != nil {
+		return t.sum, err
+	}
+	cfg := t.cfg
+	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
+	bar.Add(t.step, "")
+	defer bar.Finish()
+	t.ep = t.train.Epoch(ctx, t.epoch, t.position)
+
+	start, samples := time.Now(), int64(0)
+	var lastStall time.Duration
+	badInARow := 0
+	for ; t.step < cfg.Train.Steps; t.step++ {
+		step := t.step
+		loss, err := t.forwardBackward(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return t.sum, interrupted(t.save(step), step, t.sum.Checkpoint)
+			}
+			return t.sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		if finite, bad := optim.GradsFinite(t.params); !finite || math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+			badInARow++
+			t.sum.SkippedSteps++
+			log.Warn("non-finite step skipped", "step", step, "loss", loss, "param", bad, "in_a_row", badInARow)
+			if badInARow >= cfg.Train.MaxBadSteps {
+				last := t.sum.Checkpoint
+				if last == "" {
+					last = "none yet"
+				}
+				return t.sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s", step, badInARow, last)
+			}
+			continue
+		}
+		badInARow = 0
+		lr := t.sched.LR(int(step))
+		gradNorm := optim.GradNorm(t.params)
+		if cfg.Train.GradClip > 0 {
+			optim.ClipGradNorm(t.params, cfg.Train.GradClip)
+		}
+		if err := t.opt.Step(lr); err != nil {
+			return t.sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		t.model.ClampLogitScale()
+		samples += int64(cfg.Train.BatchSize * cfg.Train.AccumSteps)
+		if step == t.sum.FirstStep {
+			t.sum.FirstLoss = loss
+		}
+		t.sum.LastLoss, t.sum.Steps = loss, step+1
+
+		rate := float64(samples) / time.Since(start).Seconds()
+		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(t.params), lr, rate))
+		if (step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep {
+			stall := t.ep.Stats().Stall
+			if stall < lastStall { // a new epoch started its own count
+				lastStall = 0
+			}
+			if err := t.metrics.write(map[string]any{"step": step + 1, "epoch": t.epoch, "loss": loss,
+				"logit_scale": temperature(t.params), "lr": lr, "grad_norm": gradNorm, "samples_per_s": rate,
+				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}); err != nil {
+				return t.sum, err
+			}
+			lastStall = stall
+		}
+		last := step+1 == cfg.Train.Steps
+		if t.valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
+			v, err := validate(ctx, t.model, t.valFiles, cfg, t.tok)
+			if err != nil {
+				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
+			}
+			t.sum.LastValidation = &v
+			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
+			if err := t.metrics.write(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
+				"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
+				return t.sum, err
+			}
+		}
+		stop := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
+		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stop {
+			if err := t.save(step + 1); err != nil {
+				return t.sum, err
+			}
+		}
+		if stop {
+			t.sum.Stopped = true
+			break
+		}
+		if ctx.Err() != nil {
+			return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
+		}
+	}
+	t.sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
+	return t.sum, nil
+}
+
+// trainer is the state of one Pretrain invocation.
+type trainer struct {
+	cfg     PretrainConfig
+	opts    PretrainOptions
+	log     *slog.Logger
+	sum     PretrainSummary
+	model   *fusion.Model
+	params  []*nn.Param
+	opt     *optim.AdamW
+	sched   optim.Cosine
+	tok     *text.Tokenizer
+	train   *loader.Loader
+	ep      *loader.Epoch
+	metrics *metricsLog
+	cfgJSON string
+
+	valFiles []string
+	accum    [][]float32 // gradient sums over micro-batches (train.accum_steps > 1)
+
+	step     int64 // optimiser steps done
+	epoch    int   // data epoch
+	position int64 // samples of the epoch consumed
+}
+
+// newTrainer checks the config and the data, builds the model, optimiser and input pipeline,
+// and restores a checkpoint when resuming.
+func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 	cfg := opts.Config
-	sum := PretrainSummary{RunDir: opts.RunDir}
+	t := &trainer{cfg: cfg, opts: opts, log: log, sum: PretrainSummary{RunDir: opts.RunDir}}
 	if err := cfg.Validate(); err != nil {
-		return sum, err
+		return t, err
 	}
 	if cfg.Model.Text.VocabSize < text.VocabSize {
-		return sum, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
+		return t, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
 			cfg.Model.Text.VocabSize, text.VocabSize)
 	}
 	trainFiles, err := splitFiles(cfg.Data.Train, cfg.Data.TrainSplit)
 	if err != nil {
-		return sum, fmt.Errorf("data.train: %w", err)
+		return t, fmt.Errorf("data.train: %w", err)
 	}
-	var valFiles []string
 	if cfg.Data.Val != "" {
-		if valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
-			return sum, fmt.Errorf("data.val: %w", err)
+		if t.valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
+			return t, fmt.Errorf("data.val: %w", err)
 		}
 	}
-	if err := prepareRunDir(opts, cfg); err != nil {
-		return sum, err
-	}
-
-	B := cfg.Train.BatchSize
-	model, err := fusion.New(cfg.Model, B, cfg.Train.Seed)
-	if err != nil {
-		return sum, err
-	}
-	defer model.Close()
-	params := model.Params()
-	opt, err := optim.NewAdamW(params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps,
-		WeightDecay: cfg.Train.WeightDecay})
-	if err != nil {
-		return sum, err
-	}
-	sched := optim.Cosine{Base: cfg.Train.LR, Warmup: int(cfg.Train.Warmup), Steps: int(cfg.Train.Steps)}
-
-	var step, position int64
-	epoch := 0
 	if opts.Resume == "auto" {
 		opts.Resume = ""
 		if _, err := checkpoint.Latest(opts.RunDir); err == nil {
 			opts.Resume = "latest"
 		}
 	}
-	if opts.Resume != "" {
-		path, err := resolveResume(opts)
-		if err != nil {
-			return sum, err
-		}
-		meta, state, err := checkpoint.Load(path, params)
-		if err != nil {
-			return sum, fmt.Errorf("resume: %w", err)
-		}
-		if err := opt.LoadState(state); err != nil {
-			return sum, fmt.Errorf("resume %s: optimiser state: %w", path, err)
-		}
-		step, epoch, position = meta.Step, int(meta.Epoch), meta.Sample
-		sum.Checkpoint = path
-		log.Info("resumed", "checkpoint", path, "step", step, "epoch", epoch, "position", position)
+	t.opts = opts
+	if err := prepareRunDir(opts, cfg); err != nil {
+		return t, err
 	}
-	sum.FirstStep = step
-	metrics, err := openMetrics(filepath.Join(opts.RunDir, MetricsName), step)
+	raw, err := json.Marshal(cfg)
 	if err != nil {
-		return sum, err
+		return t, err
 	}
-	defer metrics.Close()
+	t.cfgJSON = string(raw)
 
-	tok, err := text.NewTokenizer()
-	if err != nil {
-		return sum, err
+	if t.model, err = fusion.New(cfg.Model, cfg.Train.BatchSize, cfg.Train.Seed); err != nil {
+		return t, err
 	}
-	workers := cfg.Data.Workers
-	if workers <= 0 {
-		workers = 0 // the loader's default: every core
+	t.params = t.model.Params()
+	if t.opt, err = optim.NewAdamW(t.params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2,
+		Eps: cfg.Train.Eps, WeightDecay: cfg.Train.WeightDecay}); err != nil {
+		return t, err
+	}
+	t.sched = optim.Cosine{Base: cfg.Train.LR, Warmup: int(cfg.Train.Warmup), Steps: int(cfg.Train.Steps)}
+	if cfg.Train.AccumSteps > 1 {
+		t.accum = make([][]float32, len(t.params))
+		for i, p := range t.params {
+			t.accum[i] = make([]float32, len(p.Grad))
+		}
+	}
+	if opts.Resume != "" {
+		if err := t.restore(); err != nil {
+			return t, err
+		}
+	}
+	t.sum.FirstStep = t.step
+	if t.metrics, err = openMetrics(filepath.Join(opts.RunDir, MetricsName), t.step); err != nil {
+		return t, err
+	}
+	if t.tok, err = text.NewTokenizer(); err != nil {
+		return t, err
 	}
 	j := cfg.Data.Jitter
-	trainLoader, err := loader.New(loader.Config{Files: trainFiles, Mode: loader.Train, BatchSize: B,
-		ImageSize: cfg.Model.Vision.ImageSize, ContextLen: cfg.Model.Text.ContextLength, Tokenize: tok.TokenizeInto,
-		Seed: uint64(cfg.Train.Seed), DecodeWorkers: workers,
+	t.train, err = loader.New(loader.Config{Files: trainFiles, Mode: loader.Train, BatchSize: cfg.Train.BatchSize,
+		ImageSize: cfg.Model.Vision.ImageSize, ContextLen: cfg.Model.Text.ContextLength, Tokenize: t.tok.TokenizeInto,
+		Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers,
 		Augment: imageproc.Augment{Flip: cfg.Data.Flip, Jitter: imageproc.Jitter{Prob: boolProb(j > 0), Brightness: j, Contrast: j, Saturation: j}}})
 	if err != nil {
-		return sum, fmt.Errorf("data.train: %w", err)
+		return t, fmt.Errorf("data.train: %w", err)
 	}
+	return t, nil
+}
 
-	cfgJSON, err := json.Marshal(cfg)
+// restore loads the checkpoint named by opts.Resume: parameters, optimiser state, step and
+// data position.
+func (t *trainer) restore() error {
+	path, err := resolveResume(t.opts)
 	if err != nil {
-		return sum, err
+		return err
 	}
-	save := func(step int64, epoch int, position int64) error {
-		path, err := checkpoint.Save(opts.RunDir, step, params, opt.State(), checkpoint.Meta{
-			Config: string(cfgJSON), Step: step, Epoch: int64(epoch), Sample: position, Seed: cfg.Train.Seed})
-		if err != nil {
-			return fmt.Errorf("checkpoint at step %d: %w", step, err)
-		}
-		sum.Checkpoint = path
-		if cfg.Train.KeepCheckpoints > 0 {
-			if err := checkpoint.Prune(opts.RunDir, cfg.Train.KeepCheckpoints); err != nil {
-				log.Warn("pruning old checkpoints", "err", err)
-			}
-		}
-		return nil
+	meta, state, err := checkpoint.Load(path, t.params)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
 	}
+	if err := t.opt.LoadState(state); err != nil {
+		return fmt.Errorf("resume %s: optimiser state: %w", path, err)
+	}
+	t.step, t.epoch, t.position = meta.Step, int(meta.Epoch), meta.Sample
+	t.sum.Checkpoint = path
+	t.log.Info("resumed", "checkpoint", path, "step", t.step, "epoch", t.epoch, "sample", t.position)
+	return nil
+}
 
-	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
-	bar.Add(step, "")
-	defer bar.Finish()
-	ep := trainLoader.Epoch(ctx, epoch, position)
-	defer func() { ep.Close() }()
+// nextBatch returns the next training batch, starting the next epoch (reshuffled) when one
+// ends, and records the data position for checkpoints.
+func (t *trainer) nextBatch(ctx context.Context) (*loader.Batch, error) {
+	b, err := t.ep.Next()
+	if errors.Is(err, io.EOF) {
+		t.ep.Close()
+		t.epoch, t.position = t.epoch+1, 0
+		t.ep = t.train.Epoch(ctx, t.epoch, 0)
+		b, err = t.ep.Next()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	t.position = b.Position
+	return b, nil
+}
 
-	start, samples := time.Now(), int64(0)
-	lastStall := time.Duration(0)
-	badInARow := 0
-	for ; step < cfg.Train.Steps; step++ {
-		batch, err := ep.Next()
-		if errors.Is(err, io.EOF) { // the epoch is over: the next one reshuffles
-			ep.Close()
-			epoch, position, lastStall = epoch+1, 0, 0
-			ep = trainLoader.Epoch(ctx, epoch, 0)
-			batch, err = ep.Next()
-		}
+// forwardBackward runs train.accum_steps micro-batches and leaves the mean of their
+// gradients in the params; it returns the mean loss. Each micro-batch's loss contrasts its own
+// pairs (as open_clip without --accum-freq's feature cache).
+func (t *trainer) forwardBackward(ctx context.Context) (float32, error) {
+	k := max(t.cfg.Train.AccumSteps, 1)
+	var total float64
+	for micro := 0; micro < k; micro++ {
+		b, err := t.nextBatch(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return sum, interrupted(save(step, epoch, position), step, sum.Checkpoint)
-			}
-			return sum, fmt.Errorf("step %d: input: %w", step, err)
+			return 0, err
 		}
-		lr := sched.LR(int(step))
-		loss, err := model.Step(batch.Images, batch.Tokens)
-		position = batch.Position
-		batch.Release()
+		loss, err := t.model.Step(b.Images, b.Tokens)
+		b.Release()
 		if err != nil {
-			return sum, fmt.Errorf("step %d: %w", step, err)
+			return 0, err
 		}
-		finite, bad := optim.GradsFinite(params)
-		if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) || !finite {
-			badInARow++
-			sum.SkippedSteps++
-			log.Warn("non-finite step skipped", "step", step, "loss", loss, "param", bad, "in_a_row", badInARow)
-			if badInARow >= cfg.Train.MaxBadSteps {
-				last := sum.Checkpoint
-				if last == "" {
-					last = "none yet"
+		total += float64(loss)
+		if k > 1 {
+			for i, p := range t.params {
+				acc := t.accum[i]
+				for j, g := range p.Grad {
+					acc[j] += g
 				}
-				return sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s", step, badInARow, last)
 			}
-			continue
-		}
-		badInARow = 0
-		gradNorm := optim.GradNorm(params)
-		if cfg.Train.GradClip > 0 {
-			optim.ClipGradNorm(params, cfg.Train.GradClip)
-		}
-		if err := opt.Step(lr); err != nil {
-			return sum, fmt.Errorf("step %d: %w", step, err)
-		}
-		model.ClampLogitScale()
-		samples += int64(B)
-		if step == sum.FirstStep {
-			sum.FirstLoss = loss
-		}
-		sum.LastLoss, sum.Steps = loss, step+1
-
-		rate := float64(samples) / time.Since(start).Seconds()
-		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(params), lr, rate))
-		if (step+1)%cfg.Train.LogEvery == 0 || step == sum.FirstStep {
-			stall := ep.Stats().Stall
-			if err := metrics.write(map[string]any{"step": step + 1, "epoch": epoch, "loss": loss, "logit_scale": temperature(params),
-				"lr": lr, "grad_norm": gradNorm, "samples_per_s": rate, "stall_s": (stall - lastStall).Seconds(),
-				"elapsed_s": time.Since(start).Seconds()}); err != nil {
-				return sum, err
-			}
-			lastStall = stall
-		}
-		last := step+1 == cfg.Train.Steps
-		if valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
-			v, err := validate(ctx, model, valFiles, cfg, tok)
-			if err != nil {
-				return sum, fmt.Errorf("step %d: validation: %w", step+1, err)
-			}
-			sum.LastValidation = &v
-			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
-			if err := metrics.write(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
-				"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
-				return sum, err
-			}
-		}
-		stop := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
-		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stop {
-			if err := save(step+1, epoch, position); err != nil {
-				return sum, err
-			}
-		}
-		if stop {
-			sum.Stopped = true
-			break
-		}
-		if ctx.Err() != nil {
-			return sum, interrupted(save(step+1, epoch, position), step+1, sum.Checkpoint)
 		}
 	}
-	sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
-	return sum, nil
+	if k > 1 {
+		inv := 1 / float32(k)
+		for i, p := range t.params {
+			acc := t.accum[i]
+			for j := range acc {
+				p.Grad[j], acc[j] = acc[j]*inv, 0
+			}
+		}
+	}
+	return float32(total / float64(k)), nil
+}
+
+// save writes a checkpoint after step steps and prunes old ones.
+func (t *trainer) save(step int64) error {
+	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), checkpoint.Meta{
+		Config: t.cfgJSON, Step: step, Epoch: int64(t.epoch), Sample: t.position, Seed: t.cfg.Train.Seed})
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", step, err)
+	}
+	t.sum.Checkpoint = path
+	if k := t.cfg.Train.KeepCheckpoints; k > 0 {
+		if err := checkpoint.Prune(t.opts.RunDir, k); err != nil {
+			t.log.Warn("pruning old checkpoints", "err", err)
+		}
+	}
+	return nil
+}
+
+func (t *trainer) close() {
+	if t.ep != nil {
+		t.ep.Close()
+	}
+	if t.metrics != nil {
+		t.metrics.Close()
+	}
+	if t.model != nil {
+		t.model.Close()
+	}
 }
 
 // interrupted reports a run stopped by a signal, with the checkpoint written for it.

@@ -47,7 +47,8 @@ type TrainConfig struct {
 	Beta1           float64 `yaml:"beta1"`
 	Beta2           float64 `yaml:"beta2"`
 	Eps             float64 `yaml:"eps"`
-	GradClip        float64 `yaml:"grad_clip"` // global L2 norm; 0: no clipping
+	GradClip        float64 `yaml:"grad_clip"`   // global L2 norm; 0: no clipping
+	AccumSteps      int     `yaml:"accum_steps"` // micro-batches of batch_size per optimiser step (mean of their gradients)
 	Seed            int64   `yaml:"seed"`
 	LogEvery        int64   `yaml:"log_every"`
 	ValEvery        int64   `yaml:"val_every"`   // 0: only at the end
@@ -64,7 +65,7 @@ func DefaultPretrainConfig() PretrainConfig {
 		Model: fusion.Config{Vision: vision.Config{MLPRatio: 4}, Text: text.Config{MLPRatio: 4}},
 		Data:  DataConfig{TrainSplit: "train", ValSplit: "val"},
 		Train: TrainConfig{Steps: 1000, BatchSize: 64, LR: 5e-4, Warmup: 100, WeightDecay: 0.2, Beta1: 0.9, Beta2: 0.98,
-			Eps: 1e-6, LogEvery: 10, CheckpointEvery: 500, KeepCheckpoints: 3, MaxBadSteps: 10},
+			Eps: 1e-6, AccumSteps: 1, LogEvery: 10, CheckpointEvery: 500, KeepCheckpoints: 3, MaxBadSteps: 10},
 	}
 }
 
@@ -157,6 +158,8 @@ func (c PretrainConfig) Validate() error {
 		return fmt.Errorf("train.beta1 %g and train.beta2 %g must be in [0, 1)", t.Beta1, t.Beta2)
 	case !(t.Eps > 0):
 		return fmt.Errorf("train.eps %g must be positive", t.Eps)
+	case t.AccumSteps < 1:
+		return fmt.Errorf("train.accum_steps %d must be at least 1", t.AccumSteps)
 	case t.GradClip < 0:
 		return fmt.Errorf("train.grad_clip %g must not be negative", t.GradClip)
 	case t.LogEvery <= 0 || t.CheckpointEvery <= 0 || t.ValEvery < 0:

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,8 +103,8 @@ func readTensors(t *testing.T, path string) map[string][]float32 {
 // epoch), resumes it from its checkpoint, and requires the same loss at every later step and
 // the same parameters at the end as a run that never stopped.
 func TestPretrainResumeMatchesAnUninterruptedRun(t *testing.T) {
-	data := prepareSynthetic(t, 300) // 270 training images: 16 batches of 16 an epoch
-	sets := []string{"train.steps=24", "train.batch_size=16", "train.warmup=3", "train.log_every=1", "train.val_every=0",
+	data := prepareSynthetic(t, 300) // 270 training images: 16 batches of 16, 8 steps of 2 an epoch
+	sets := []string{"train.steps=24", "train.batch_size=16", "train.accum_steps=2", "train.warmup=3", "train.log_every=1", "train.val_every=0",
 		"train.checkpoint_every=100", "model.vision.layers=1", "model.text.layers=1"}
 	ctx := context.Background()
 
@@ -187,4 +188,19 @@ func countLines(b []byte) (n int) {
 		}
 	}
 	return n
+}
+
+// TestPretrainStopsAfterTooManyNonFiniteSteps blows the model up with an absurd learning rate:
+// the non-finite steps are skipped, then the run stops naming the last good checkpoint.
+func TestPretrainStopsAfterTooManyNonFiniteSteps(t *testing.T) {
+	data := prepareSynthetic(t, 100)
+	cfg := demoConfig(t, data, "train.lr=1e30", "train.steps=50", "train.warmup=0", "train.max_bad_steps=3",
+		"train.checkpoint_every=1", "train.batch_size=8", "model.vision.layers=1", "model.text.layers=1")
+	sum, err := stages.Pretrain(context.Background(), stages.PretrainOptions{Config: cfg, RunDir: t.TempDir()}, quiet, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "non-finite steps in a row") || !strings.Contains(err.Error(), "step-000001.safetensors") {
+		t.Fatalf("err = %v; want the run stopped, naming the last good checkpoint step-000001", err)
+	}
+	if sum.SkippedSteps != 3 {
+		t.Errorf("skipped %d steps, want 3", sum.SkippedSteps)
+	}
 }
