@@ -11,10 +11,10 @@ import (
 
 // Config sizes a CLIP model. YAML keys are those of `model.*`.
 type Config struct {
-	EmbedDim  int           `yaml:"embed_dim"`  // joint embedding width
-	QuickGELU bool          `yaml:"quick_gelu"` // OpenAI's x·σ(1.702x) instead of erf GELU
-	Vision    vision.Config `yaml:"vision"`
-	Text      text.Config   `yaml:"text"`
+	EmbedDim  int           `yaml:"embed_dim" json:"embed_dim"`   // joint embedding width
+	QuickGELU bool          `yaml:"quick_gelu" json:"quick_gelu"` // OpenAI's x·σ(1.702x) instead of erf GELU
+	Vision    vision.Config `yaml:"vision" json:"vision"`
+	Text      text.Config   `yaml:"text" json:"text"`
 }
 
 // Validate refuses impossible sizes, naming the key.

@@ -226,7 +226,7 @@ func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 	if err := prepareRunDir(opts, cfg); err != nil {
 		return t, err
 	}
-	raw, err := json.Marshal(cfg)
+	raw, err := json.Marshal(cfg.Model) // the checkpoint rebuilds its model from this alone
 	if err != nil {
 		return t, err
 	}
@@ -276,6 +276,11 @@ func (t *trainer) restore() error {
 	path, err := resolveResume(t.opts)
 	if err != nil {
 		return err
+	}
+	if saved, err := fusion.ReadConfig(path); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	} else if saved != t.cfg.Model {
+		return fmt.Errorf("resume %s: the checkpoint's model %+v differs from the config's %+v", path, saved, t.cfg.Model)
 	}
 	meta, state, err := checkpoint.Load(path, t.params)
 	if err != nil {

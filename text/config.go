@@ -4,12 +4,12 @@ import "fmt"
 
 // Config sizes the text transformer. YAML keys are those of `model.text.*`.
 type Config struct {
-	ContextLength int     `yaml:"context_length"` // tokens per caption, SOT and EOT included
-	VocabSize     int     `yaml:"vocab_size"`     // rows of the token embedding; ids must be below it
-	Width         int     `yaml:"width"`
-	Layers        int     `yaml:"layers"`
-	Heads         int     `yaml:"heads"`     // divides Width
-	MLPRatio      float64 `yaml:"mlp_ratio"` // MLP hidden width / Width (4 in CLIP)
+	ContextLength int     `yaml:"context_length" json:"context_length"` // tokens per caption, SOT and EOT included
+	VocabSize     int     `yaml:"vocab_size" json:"vocab_size"`         // rows of the token embedding; ids must be below it
+	Width         int     `yaml:"width" json:"width"`
+	Layers        int     `yaml:"layers" json:"layers"`
+	Heads         int     `yaml:"heads" json:"heads"`         // divides Width
+	MLPRatio      float64 `yaml:"mlp_ratio" json:"mlp_ratio"` // MLP hidden width / Width (4 in CLIP)
 }
 
 // Validate refuses impossible sizes, naming the key.

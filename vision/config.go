@@ -5,12 +5,12 @@ import "fmt"
 
 // Config sizes the vision transformer. YAML keys are those of `model.vision.*`.
 type Config struct {
-	ImageSize int     `yaml:"image_size"` // input side in pixels
-	PatchSize int     `yaml:"patch_size"` // side of a square patch; divides ImageSize
-	Width     int     `yaml:"width"`      // token width
-	Layers    int     `yaml:"layers"`     // residual blocks
-	Heads     int     `yaml:"heads"`      // attention heads; divides Width
-	MLPRatio  float64 `yaml:"mlp_ratio"`  // MLP hidden width / Width (4 in CLIP)
+	ImageSize int     `yaml:"image_size" json:"image_size"` // input side in pixels
+	PatchSize int     `yaml:"patch_size" json:"patch_size"` // side of a square patch; divides ImageSize
+	Width     int     `yaml:"width" json:"width"`           // token width
+	Layers    int     `yaml:"layers" json:"layers"`         // residual blocks
+	Heads     int     `yaml:"heads" json:"heads"`           // attention heads; divides Width
+	MLPRatio  float64 `yaml:"mlp_ratio" json:"mlp_ratio"`   // MLP hidden width / Width (4 in CLIP)
 }
 
 // Validate refuses impossible sizes, naming the key.

@@ -1,0 +1,51 @@
+package fusion
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+)
+
+// ConfigKey is the checkpoint metadata key under which training records the model's Config
+// (JSON, checkpoint.Meta.Config), so that a checkpoint alone rebuilds its model.
+const ConfigKey = "config"
+
+// ReadConfig returns the model config recorded in a checkpoint's metadata.
+func ReadConfig(path string) (Config, error) {
+	f, err := safetensors.OpenFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	raw, ok := f.Metadata.Get(ConfigKey)
+	if !ok {
+		return Config{}, fmt.Errorf("checkpoint %s: no %q metadata: not a clipgo training checkpoint", path, ConfigKey)
+	}
+	var cfg Config
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		return Config{}, fmt.Errorf("checkpoint %s: model config: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Load builds the model a checkpoint records, for batches of batch, with its weights.
+func Load(path string, batch int) (*Model, error) {
+	cfg, err := ReadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := New(cfg, batch, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := checkpoint.Load(path, m.Params()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
