@@ -75,6 +75,7 @@ func checkFinite(what string, m []float32, dim int) error {
 // float32Mean returns hits/n rounded to float32 and widened back, which is exactly what
 // CLIP_benchmark reports for a recall: (hits > 0).float().mean().item() divides a float32
 // count by n in float32 (for n < 2^24 the float64 quotient rounds to the same float32).
+// nan returns NaN, the value of a statistic over an empty set.
 func nan() float64 { return math.NaN() }
 
 func float32Mean(hits, n int) float64 {
