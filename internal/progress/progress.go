@@ -65,6 +65,10 @@ func (b *Bar) Add(n int64, detail string) {
 		args := []any{"done", b.n, "per_s", fmt.Sprintf("%.1f", rate)}
 		if b.total > 0 {
 			args = append(args, "total", b.total)
+			if rate > 0 {
+				eta := time.Duration(float64(b.total-b.n) / rate * float64(time.Second))
+				args = append(args, "eta", eta.Round(time.Second).String())
+			}
 		}
 		if detail != "" {
 			args = append(args, "detail", detail)
