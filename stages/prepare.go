@@ -37,6 +37,7 @@ type PrepareConfig struct {
 	Quality     int     // JPEG quality of the stored images
 	Workers     int     // decode+resize goroutines
 	ValFraction float64 // share of images (by key hash) put in the val split
+	ValCount    int     // exactly this many images in val instead (the smallest key hashes); 0: use ValFraction
 	Seed        int64   // seeds the synthetic scenes and the train/val split
 	Strict      bool    // stop at the first rejected record instead of skipping it
 	MaxPixels   int64   // images whose header declares more pixels are rejected
@@ -111,6 +112,11 @@ func Prepare(ctx context.Context, cfg PrepareConfig, log *slog.Logger, progressT
 	src, err := cfg.openSource()
 	if err != nil {
 		return PrepareSummary{}, err
+	}
+	if cfg.ValCount > 0 {
+		if cfg.ValFraction, err = valThreshold(ctx, src, cfg.Seed, cfg.ValCount); err != nil {
+			return PrepareSummary{}, err
+		}
 	}
 	if err := claimOutDir(cfg.Out); err != nil {
 		return PrepareSummary{}, err
@@ -196,6 +202,8 @@ func (cfg *PrepareConfig) validate() error {
 		return fmt.Errorf("prepare: --image-size %d is outside [8, 4096]", cfg.ImageSize)
 	case cfg.ValFraction < 0 || cfg.ValFraction >= 1:
 		return fmt.Errorf("prepare: --val-fraction %g is outside [0, 1)", cfg.ValFraction)
+	case cfg.ValCount < 0:
+		return fmt.Errorf("prepare: --val-count %d is negative", cfg.ValCount)
 	case cfg.Quality < 1 || cfg.Quality > 100:
 		return fmt.Errorf("prepare: --quality %d is outside [1, 100]", cfg.Quality)
 	}
@@ -257,6 +265,27 @@ func (cfg *PrepareConfig) splitOf(it ingest.Item) string {
 		return "val"
 	}
 	return "train"
+}
+
+// valThreshold scans the source's keys (without loading images) and returns the key-hash
+// fraction below which exactly n of them fall, so that splitOf puts n images in val. Items a
+// source forces into a split of its own do not count.
+func valThreshold(ctx context.Context, src ingest.Source, seed int64, n int) (float64, error) {
+	var fracs []float64
+	err := src.Scan(ctx, func(it ingest.Item) error {
+		if it.Split == "" {
+			fracs = append(fracs, keyFraction(seed, it.Key))
+		}
+		return nil
+	}, func(ingest.Reject) error { return nil })
+	if err != nil {
+		return 0, fmt.Errorf("prepare --val-count: %w", err)
+	}
+	if n >= len(fracs) {
+		return 0, fmt.Errorf("prepare --val-count %d: the source has only %d images to split", n, len(fracs))
+	}
+	slices.Sort(fracs)
+	return (fracs[n-1] + fracs[n]) / 2, nil // between the n-th and the (n+1)-th smallest
 }
 
 // keyFraction maps (seed, key) to a uniform number in [0, 1). FNV-1a alone mixes the last

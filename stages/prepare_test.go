@@ -429,3 +429,17 @@ func TestKeyFractionIsUniformOverSimilarKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareValCountIsExact(t *testing.T) {
+	cfg := baseConfig(filepath.Join(t.TempDir(), "ds"))
+	cfg.Source, cfg.Synthetic.N, cfg.Synthetic.ZeroShotN, cfg.ValCount = "synthetic", 100, 10, 17
+	sum := prepare(t, cfg)
+	if sum.Splits["val"].Images != 17 || sum.Splits["train"].Images != 83 || sum.Splits["zeroshot"].Images != 10 {
+		t.Fatalf("splits train %d val %d zeroshot %d; want 83, 17, 10", sum.Splits["train"].Images, sum.Splits["val"].Images, sum.Splits["zeroshot"].Images)
+	}
+	cfg = baseConfig(filepath.Join(t.TempDir(), "ds"))
+	cfg.Source, cfg.Synthetic.N, cfg.ValCount = "synthetic", 10, 10
+	if _, err := Prepare(context.Background(), cfg, quiet, io.Discard); err == nil || !strings.Contains(err.Error(), "only 10 images") {
+		t.Fatalf("val-count of every image: err = %v", err)
+	}
+}

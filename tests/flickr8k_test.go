@@ -20,7 +20,7 @@ func TestPrepareFlickr8k(t *testing.T) {
 	captions := testenv.SharedFile(t, "data/flickr8k/captions.tsv")
 	images := testenv.SharedFile(t, "data/flickr8k/images")
 	cfg := stages.PrepareConfig{Source: "captions", Out: filepath.Join(t.TempDir(), "f8k"), ImageSize: 64,
-		ResizeMode: "center_crop", Quality: 90, Workers: 2, ValFraction: 0.0833, RowGroupRows: 256, ShardRows: 2000}
+		ResizeMode: "center_crop", Quality: 90, Workers: 2, ValCount: 500, RowGroupRows: 256, ShardRows: 2000}
 	cfg.Captions.File, cfg.Captions.Images = captions, images
 	sum, err := stages.Prepare(context.Background(), cfg, quiet, io.Discard)
 	if err != nil {
@@ -33,8 +33,8 @@ func TestPrepareFlickr8k(t *testing.T) {
 	if imgs != 6000 || caps != 30000 || len(sum.Rejects) != 0 {
 		t.Fatalf("Flickr8k: %d images, %d captions, rejects %v; want 6000, 30000, none", imgs, caps, sum.Rejects)
 	}
-	if v := sum.Splits["val"].Images; v < 400 || v > 600 {
-		t.Errorf("val split holds %d images, want about 500", v)
+	if v := sum.Splits["val"].Images; v != 500 {
+		t.Errorf("val split holds %d images, want exactly 500 (--val-count)", v)
 	}
 	t.Logf("Flickr8k prepared in %s: train %d, val %d images", sum.Elapsed, sum.Splits["train"].Images, sum.Splits["val"].Images)
 }

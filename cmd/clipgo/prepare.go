@@ -57,6 +57,7 @@ Sources:
 	f.IntVar(&cfg.Quality, "quality", cfg.Quality, "JPEG quality of the stored images")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "decode and resize goroutines")
 	f.Float64Var(&cfg.ValFraction, "val-fraction", cfg.ValFraction, "share of images in the val split (chosen by key hash)")
+	f.IntVar(&cfg.ValCount, "val-count", 0, "exactly this many images in the val split (chosen by key hash; overrides --val-fraction)")
 	f.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic scenes and of the train/val split")
 	f.BoolVar(&cfg.Strict, "strict", false, "stop at the first bad record, naming its file and row")
 	f.Int64Var(&cfg.MaxPixels, "max-pixels", cfg.MaxPixels, "reject images whose header declares more pixels")
