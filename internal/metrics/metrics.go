@@ -39,12 +39,21 @@ func normalizeInto(dst, x []float32) {
 
 // dot returns the float32-rounded inner product of a and b (len(a) == len(b)), accumulated
 // in float64, as one element of a float32 matrix product.
+// Four partial sums break the dependency chain of one accumulator (about 2x faster).
 func dot(a, b []float32) float32 {
-	var s float64
-	for i, v := range a {
-		s += float64(v) * float64(b[i])
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]) * float64(b[i])
+		s1 += float64(a[i+1]) * float64(b[i+1])
+		s2 += float64(a[i+2]) * float64(b[i+2])
+		s3 += float64(a[i+3]) * float64(b[i+3])
 	}
-	return float32(s)
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]) * float64(b[i])
+	}
+	return float32((s0 + s1) + (s2 + s3))
 }
 
 // checkMatrix verifies that m holds a whole number of rows of dim finite values and
