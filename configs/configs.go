@@ -5,8 +5,8 @@ package configs
 
 import "embed"
 
-// FS holds models/*.yaml (model presets by name), train/*.yaml (training recipes) and
-// data/*.yaml (prepare recipes).
+// FS holds models/*.yaml (model presets by name), train/*.yaml (training recipes),
+// data/*.yaml (prepare recipes) and zeroshot/*.yaml (zero-shot tasks: class names, templates).
 //
-//go:embed models/*.yaml train/*.yaml data/*.yaml
+//go:embed models/*.yaml train/*.yaml data/*.yaml zeroshot/*.yaml
 var FS embed.FS
