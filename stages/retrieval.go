@@ -27,7 +27,7 @@ import (
 // dataset whose images carry their captions (several per image are grouped, as Flickr8k's
 // five or the synthetic scenes' three).
 type RetrievalOptions struct {
-	Checkpoint string // model checkpoint (.safetensors written by pretrain)
+	Checkpoint string // model checkpoint (.safetensors written by pretrain), or a run directory: its latest
 	Data       string // prepared dataset directory
 	Split      string // default "val"
 	Out        string // result JSON; details go beside it
@@ -110,7 +110,7 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (EvalResult, error) {
 	if err != nil {
 		return EvalResult{}, fmt.Errorf("retrieval %s: %w", name, err)
 	}
-	res := EvalResult{Dataset: firstNonEmpty(opts.Dataset, name), Model: model.desc, Pretrained: opts.Checkpoint,
+	res := EvalResult{Dataset: firstNonEmpty(opts.Dataset, name), Model: model.desc, Pretrained: model.path,
 		Task: TaskRetrieval, Metrics: r.Metrics()}
 	det := EvalDetails{Images: ni, Texts: nt}
 	if opts.Examples > 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/clipgo/clipgo/internal/metrics"
 	"github.com/clipgo/clipgo/internal/plots"
 	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/pipeline"
 )
 
@@ -36,7 +37,7 @@ import (
 //
 // The task's class i names label i; the data's classes, when it names them, must be as many.
 type ZeroShotOptions struct {
-	Checkpoint string // model checkpoint (.safetensors written by pretrain)
+	Checkpoint string // model checkpoint (.safetensors written by pretrain), or a run directory: its latest
 	Data       string
 	Labels     string // IDX label file, when Data is an IDX image file
 	Split      string // prepared datasets only
@@ -140,7 +141,7 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (EvalResult, error) {
 		return EvalResult{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
 	}
 
-	res := EvalResult{Dataset: firstNonEmpty(opts.Dataset, set.name), Model: model.desc, Pretrained: opts.Checkpoint,
+	res := EvalResult{Dataset: firstNonEmpty(opts.Dataset, set.name), Model: model.desc, Pretrained: model.path,
 		Task: TaskZeroShot, Metrics: cls.Metrics()}
 	det := EvalDetails{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, cls.Confusion),
 		Confusion: cls.Confusion, Images: len(labels)}
@@ -234,6 +235,7 @@ func firstNonEmpty(s ...string) string {
 
 // evalModel is a checkpoint loaded for evaluation.
 type evalModel struct {
+	path string // the checkpoint file
 	m    *fusion.Model
 	enc  *fusion.Encoder
 	cfg  fusion.Config
@@ -242,13 +244,20 @@ type evalModel struct {
 
 func (e *evalModel) close() { e.m.Close() }
 
-// openEvalModel loads a checkpoint for batches of batch (DefaultEvalBatch when < 1).
+// openEvalModel loads a checkpoint, or the latest one of a run directory, for batches of
+// batch (DefaultEvalBatch when < 1).
 func openEvalModel(path string, batch int) (*evalModel, error) {
 	if path == "" {
 		return nil, errors.New("--checkpoint is required")
 	}
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if fi.IsDir() { // a run directory: its latest complete checkpoint
+		if path, err = checkpoint.Latest(path); err != nil {
+			return nil, err
+		}
 	}
 	if batch < 1 {
 		batch = DefaultEvalBatch
@@ -266,7 +275,7 @@ func openEvalModel(path string, batch int) (*evalModel, error) {
 		m.Close()
 		return nil, err
 	}
-	return &evalModel{m: m, enc: enc, cfg: cfg, desc: describeModel(path, cfg)}, nil
+	return &evalModel{path: path, m: m, enc: enc, cfg: cfg, desc: describeModel(path, cfg)}, nil
 }
 
 // describeModel names a checkpoint's model for the result's "model" field: the preset its run

@@ -336,12 +336,12 @@ func TestZeroShotOnAnImageFolderAndIDXFiles(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "images"), imgs, 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "labels"), lbls, 0o644))
 	out = filepath.Join(t.TempDir(), "mnist.json")
-	res, err = ZeroShot(context.Background(), ZeroShotOptions{Checkpoint: ckpt, Data: filepath.Join(dir, "images"), Labels: filepath.Join(dir, "labels"),
+	res, err = ZeroShot(context.Background(), ZeroShotOptions{Checkpoint: filepath.Dir(ckpt), Data: filepath.Join(dir, "images"), Labels: filepath.Join(dir, "labels"),
 		Task: "mnist", Out: out, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, det, _ := ReadEval(out); det.Images != n || res.Dataset != "images" || len(res.Metrics) != 3 {
+	if _, det, _ := ReadEval(out); det.Images != n || res.Dataset != "images" || len(res.Metrics) != 3 || res.Pretrained != ckpt {
 		t.Errorf("IDX: %+v, %d images", res, det.Images)
 	}
 }
@@ -375,6 +375,7 @@ func TestZeroShotErrors(t *testing.T) {
 	}{
 		{"missing checkpoint", ZeroShotOptions{Checkpoint: filepath.Join(t.TempDir(), "none.safetensors"), Data: data, Task: "synthetic"}, "no such file"},
 		{"no checkpoint", ZeroShotOptions{Data: data, Task: "synthetic"}, "--checkpoint is required"},
+		{"run without checkpoints", ZeroShotOptions{Checkpoint: t.TempDir(), Data: data, Task: "synthetic"}, "no complete checkpoint"},
 		{"not a checkpoint", ZeroShotOptions{Checkpoint: notCkpt, Data: data, Task: "synthetic"}, "checkpoint: " + notCkpt},
 		{"template without {}", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: badTemplate}, `templates[0] "a photo" has 0 {} placeholders`},
 		{"unknown task format", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: "task.csv"}, "unknown file format"},
