@@ -1,0 +1,40 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/clipgo/clipgo/stages"
+)
+
+func newSearchCmd() *cobra.Command {
+	var opt stages.SearchOptions
+	cmd := &cobra.Command{
+		Use:   `search --checkpoint CKPT --index INDEX.parquet (--query "TEXT" | --image FILE) [-k 8] [--html out.html]`,
+		Short: "find the images (or captions) of an embedding index closest to a text or an image",
+		Long: `search embeds a query with the model of CKPT and ranks the rows of an index written by
+clipgo embed by cosine similarity: a text query (--query) against the image embeddings
+(text→image), an image query (--image: decoded, resized and centre-cropped as in evaluation)
+against the caption embeddings (image→text); --over images|captions chooses otherwise. The
+index must come from the same model: its embedding width and model config are checked.
+
+A text query is tokenized with the CLIP tokenizer at the model's context length; a longer one
+is truncated, keeping the end-of-text token last (the rest of the text is ignored).
+
+It prints one line per result, best first: rank key score caption. With --html it also
+writes one self-contained page with the results' images (from the index), scores and captions.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := stages.Search(cmd.Context(), opt, cmd.OutOrStdout())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opt.Checkpoint, "checkpoint", "", "model checkpoint (.safetensors written by pretrain)")
+	f.StringVar(&opt.Index, "index", "", "embedding index written by clipgo embed")
+	f.StringVar(&opt.Query, "query", "", "text query")
+	f.StringVar(&opt.Image, "image", "", "image file as the query")
+	f.StringVar(&opt.Over, "over", "", "rank against images or captions (default: images for --query, captions for --image)")
+	f.IntVarP(&opt.K, "k", "k", 8, "results to show")
+	f.StringVar(&opt.HTML, "html", "", "also write the results as a self-contained HTML page here")
+	return cmd
+}

@@ -1,0 +1,718 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+
+	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/fusion"
+)
+
+// IndexLimits bound what OpenIndex accepts from an index file, which is untrusted input: a
+// corrupt or hostile file yields an error instead of exhausting memory. A zero field takes
+// its value from DefaultIndexLimits.
+type IndexLimits struct {
+	MaxRows          int64 // rows in the file
+	MaxDim           int   // embedding width E
+	MaxFooterBytes   int64 // Parquet footer (schema and row group metadata)
+	MaxRowGroupBytes int64 // one row group, uncompressed, as its metadata declares
+	MaxRowGroups     int   // row groups in the file
+}
+
+// DefaultIndexLimits admit an index of ten million images with E up to 8192.
+var DefaultIndexLimits = IndexLimits{MaxRows: 10_000_000, MaxDim: 8192, MaxFooterBytes: 64 << 20,
+	MaxRowGroupBytes: 1 << 30, MaxRowGroups: 1 << 20}
+
+func (l IndexLimits) withDefaults() IndexLimits {
+	d := DefaultIndexLimits
+	if l.MaxRows > 0 {
+		d.MaxRows = l.MaxRows
+	}
+	if l.MaxDim > 0 {
+		d.MaxDim = l.MaxDim
+	}
+	if l.MaxFooterBytes > 0 {
+		d.MaxFooterBytes = l.MaxFooterBytes
+	}
+	if l.MaxRowGroupBytes > 0 {
+		d.MaxRowGroupBytes = l.MaxRowGroupBytes
+	}
+	if l.MaxRowGroups > 0 {
+		d.MaxRowGroups = l.MaxRowGroups
+	}
+	return d
+}
+
+// Index is an open embedding index (see Embed). It reads one row group at a time and only
+// the columns asked for, so a search over a large index holds the scores, not the vectors.
+type Index struct {
+	path    string
+	f       *os.File
+	fr      *pqarrow.FileReader
+	schema  *arrow.Schema
+	leaves  map[string][]int // Parquet leaf columns of each top-level field
+	rgStart []int64          // first row of each row group, then the row count
+	dim     int
+	config  fusion.Config
+	ckpt    string
+	mem     memory.Allocator
+}
+
+// OpenIndex opens an index written by Embed and checks it before any data is read: its
+// size limits, its metadata (version, embedding width, model config) and the columns search
+// needs (key, caption, image_embedding, text_embedding), by name and type.
+func OpenIndex(path string, lim IndexLimits) (ix *Index, err error) {
+	lim = lim.withDefaults()
+	fail := func(err error) (*Index, error) { return nil, fmt.Errorf("index %s: %w", path, err) }
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil { // the Arrow decoder on a malformed file
+			ix, err = nil, fmt.Errorf("index %s: malformed Parquet: %v", path, r)
+		}
+		if err != nil {
+			f.Close()
+		}
+	}()
+	if err := indexCheckFooter(f, lim.MaxFooterBytes); err != nil {
+		return fail(err)
+	}
+	rdr, err := file.NewParquetReader(f)
+	if err != nil {
+		return fail(err)
+	}
+	md := rdr.MetaData()
+	ix = &Index{path: path, f: f, leaves: map[string][]int{}, mem: memory.DefaultAllocator}
+	if err := ix.checkRowGroups(rdr, lim); err != nil {
+		return fail(err)
+	}
+	kv := md.KeyValueMetadata()
+	get := func(key string) (string, error) {
+		if v := kv.FindValue(key); v != nil {
+			return *v, nil
+		}
+		return "", fmt.Errorf("no %q metadata: not a clipgo embedding index (write one with clipgo embed)", key)
+	}
+	v, err := get(IndexMetaVersion)
+	if err != nil {
+		return fail(err)
+	}
+	if v != strconv.Itoa(IndexVersion) {
+		return fail(fmt.Errorf("index version %q is not supported (this build reads version %d)", v, IndexVersion))
+	}
+	d, err := get(IndexMetaEmbedDim)
+	if err != nil {
+		return fail(err)
+	}
+	if ix.dim, err = strconv.Atoi(d); err != nil || ix.dim < 1 || ix.dim > lim.MaxDim {
+		return fail(fmt.Errorf("%s %q: want an integer in [1, %d]", IndexMetaEmbedDim, d, lim.MaxDim))
+	}
+	c, err := get(IndexMetaConfig)
+	if err != nil {
+		return fail(err)
+	}
+	if err := json.Unmarshal([]byte(c), &ix.config); err != nil {
+		return fail(fmt.Errorf("%s: %w", IndexMetaConfig, err))
+	}
+	if ix.config.EmbedDim != ix.dim {
+		return fail(fmt.Errorf("%s says E=%d but %s says %d", IndexMetaConfig, ix.config.EmbedDim, IndexMetaEmbedDim, ix.dim))
+	}
+	if p := kv.FindValue(IndexMetaCheckpoint); p != nil {
+		ix.ckpt = *p
+	}
+
+	if ix.fr, err = pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, ix.mem); err != nil {
+		return fail(err)
+	}
+	if ix.schema, err = ix.fr.Schema(); err != nil {
+		return fail(err)
+	}
+	sch := md.Schema
+	for j := range sch.NumColumns() {
+		if p := sch.Column(j).ColumnPath(); len(p) > 0 {
+			ix.leaves[p[0]] = append(ix.leaves[p[0]], j)
+		}
+	}
+	for _, col := range []string{IndexColKey, IndexColCaption} {
+		if err := ix.checkField(col, "string", indexIsString); err != nil {
+			return fail(err)
+		}
+	}
+	for _, col := range []string{IndexColImageEmbedding, IndexColTextEmbedding} {
+		if err := ix.checkField(col, fmt.Sprintf("fixed_size_list<float32>[%d]", ix.dim), ix.isVectorType); err != nil {
+			return fail(err)
+		}
+	}
+	return ix, nil
+}
+
+// indexCheckFooter reads the Parquet trailer (footer length, "PAR1") and bounds the footer.
+func indexCheckFooter(f *os.File, max int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	if size < 12 {
+		return fmt.Errorf("%d bytes: too short for Parquet", size)
+	}
+	var tail [8]byte
+	if _, err := f.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(tail[4:]) != "PAR1" {
+		return errors.New("not a Parquet file (no PAR1 trailer)")
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > max || n > size-12 {
+		return fmt.Errorf("footer of %d bytes in a %d-byte file (limit %d)", n, size, max)
+	}
+	return nil
+}
+
+// checkRowGroups bounds the row count and each row group's declared size, and records
+// where each row group starts.
+func (ix *Index) checkRowGroups(rdr *file.Reader, lim IndexLimits) error {
+	md := rdr.MetaData()
+	rows := md.NumRows
+	if rows < 0 || rows > lim.MaxRows {
+		return fmt.Errorf("%d rows (limit %d)", rows, lim.MaxRows)
+	}
+	if rows == 0 {
+		return errors.New("no rows: the index is empty")
+	}
+	n := rdr.NumRowGroups()
+	if n > lim.MaxRowGroups {
+		return fmt.Errorf("%d row groups (limit %d)", n, lim.MaxRowGroups)
+	}
+	var sum int64
+	for g := range n {
+		rg := md.RowGroup(g)
+		r := rg.NumRows()
+		if r < 0 || r > rows-sum {
+			return fmt.Errorf("row group %d: %d rows, more than the file's %d", g, r, rows)
+		}
+		if b := rg.TotalByteSize(); b < 0 || b > lim.MaxRowGroupBytes {
+			return fmt.Errorf("row group %d: %d bytes (limit %d)", g, b, lim.MaxRowGroupBytes)
+		}
+		for c := range rg.NumColumns() {
+			cc, err := rg.ColumnChunk(c)
+			if err != nil {
+				return fmt.Errorf("row group %d column %d: %w", g, c, err)
+			}
+			if b := cc.TotalUncompressedSize(); b < 0 || b > lim.MaxRowGroupBytes {
+				return fmt.Errorf("row group %d column %s: %d bytes (limit %d)", g, cc.PathInSchema(), b, lim.MaxRowGroupBytes)
+			}
+		}
+		ix.rgStart = append(ix.rgStart, sum)
+		sum += r
+	}
+	if sum != rows {
+		return fmt.Errorf("row groups hold %d rows, the footer says %d", sum, rows)
+	}
+	ix.rgStart = append(ix.rgStart, sum)
+	return nil
+}
+
+// checkField checks that column col exists, has leaves and a type ok accepts.
+func (ix *Index) checkField(col, want string, ok func(arrow.DataType) bool) error {
+	fs, found := ix.schema.FieldsByName(col)
+	switch {
+	case !found:
+		return fmt.Errorf("no column %q", col)
+	case len(fs) > 1:
+		return fmt.Errorf("column %q appears %d times", col, len(fs))
+	case len(ix.leaves[col]) == 0:
+		return fmt.Errorf("column %q has no data", col)
+	case !ok(fs[0].Type):
+		return fmt.Errorf("column %q has type %s, want %s", col, fs[0].Type, want)
+	}
+	return nil
+}
+
+func indexIsString(t arrow.DataType) bool {
+	return t.ID() == arrow.STRING || t.ID() == arrow.LARGE_STRING
+}
+
+// isVectorType accepts fixed_size_list<float>[E] and, from tools that lose the fixed size,
+// list<float> and large_list<float> (each row's length is then checked when read).
+func (ix *Index) isVectorType(t arrow.DataType) bool {
+	switch t := t.(type) {
+	case *arrow.FixedSizeListType:
+		return t.Elem().ID() == arrow.FLOAT32 && int(t.Len()) == ix.dim
+	case *arrow.ListType:
+		return t.Elem().ID() == arrow.FLOAT32
+	case *arrow.LargeListType:
+		return t.Elem().ID() == arrow.FLOAT32
+	}
+	return false
+}
+
+// Close releases the file.
+func (ix *Index) Close() error { return ix.f.Close() }
+
+// Rows returns the number of rows.
+func (ix *Index) Rows() int { return int(ix.rgStart[len(ix.rgStart)-1]) }
+
+// Dim returns the embedding width E.
+func (ix *Index) Dim() int { return ix.dim }
+
+// Config returns the model config the index was made with.
+func (ix *Index) Config() fusion.Config { return ix.config }
+
+// Checkpoint returns the checkpoint path the index was made with, as given to Embed.
+func (ix *Index) Checkpoint() string { return ix.ckpt }
+
+// HasImages reports whether the index holds the images' bytes (Embed without NoImages).
+func (ix *Index) HasImages() bool { return len(ix.leaves[IndexColJPG]) > 0 }
+
+// readGroup reads the named top-level columns of row group g and returns their arrays by
+// name; the caller releases the table.
+func (ix *Index) readGroup(ctx context.Context, g int, cols []string) (_ arrow.Table, _ map[string][]arrow.Array, err error) {
+	defer func() {
+		if r := recover(); r != nil { // the Arrow decoder on a malformed file
+			err = fmt.Errorf("malformed Parquet: %v", r)
+		}
+	}()
+	var leaves []int
+	for _, c := range cols {
+		leaves = append(leaves, ix.leaves[c]...)
+	}
+	slices.Sort(leaves)
+	tbl, err := ix.fr.ReadRowGroups(ctx, leaves, []int{g})
+	if err != nil {
+		return nil, nil, err
+	}
+	want := ix.rgStart[g+1] - ix.rgStart[g]
+	if tbl.NumRows() != want {
+		tbl.Release()
+		return nil, nil, fmt.Errorf("%d rows read, the footer says %d", tbl.NumRows(), want)
+	}
+	out := map[string][]arrow.Array{}
+	for i := range int(tbl.NumCols()) {
+		col := tbl.Column(i)
+		if col.Len() != int(want) {
+			tbl.Release()
+			return nil, nil, fmt.Errorf("column %q: %d values for %d rows", col.Name(), col.Len(), want)
+		}
+		out[col.Name()] = col.Data().Chunks()
+	}
+	for _, c := range cols {
+		if _, ok := out[c]; !ok {
+			tbl.Release()
+			return nil, nil, fmt.Errorf("column %q not read", c)
+		}
+	}
+	return tbl, out, nil
+}
+
+// indexVectorArray is what fixed_size_list, list and large_list arrays share.
+type indexVectorArray interface {
+	arrow.Array
+	ValueOffsets(i int) (start, end int64)
+	ListValues() arrow.Array
+}
+
+// Scan calls fn for every row's vector in column col (image_embedding or text_embedding),
+// in row order; v is valid only during the call. Rows that are null, of another length than
+// E, or hold a null or non-finite value are errors naming the row.
+func (ix *Index) Scan(ctx context.Context, col string, fn func(row int, v []float32) error) error {
+	if col != IndexColImageEmbedding && col != IndexColTextEmbedding {
+		return fmt.Errorf("index %s: %q is not an embedding column", ix.path, col)
+	}
+	for g := range len(ix.rgStart) - 1 {
+		if err := ix.scanGroup(ctx, g, col, fn); err != nil {
+			return fmt.Errorf("index %s row group %d column %s: %w", ix.path, g, col, err)
+		}
+	}
+	return nil
+}
+
+func (ix *Index) scanGroup(ctx context.Context, g int, col string, fn func(row int, v []float32) error) error {
+	tbl, cols, err := ix.readGroup(ctx, g, []string{col})
+	if err != nil {
+		return err
+	}
+	defer tbl.Release()
+	row := int(ix.rgStart[g])
+	for _, chunk := range cols[col] {
+		arr, ok := chunk.(indexVectorArray)
+		if !ok {
+			return fmt.Errorf("array of type %s, want a list of float32", chunk.DataType())
+		}
+		vals, ok := arr.ListValues().(*array.Float32)
+		if !ok {
+			return fmt.Errorf("values of type %s, want float32", arr.ListValues().DataType())
+		}
+		raw := vals.Float32Values()
+		for i := range arr.Len() {
+			if arr.IsNull(i) {
+				return fmt.Errorf("row %d: null embedding", row)
+			}
+			s, e := arr.ValueOffsets(i)
+			if e-s != int64(ix.dim) || s < 0 || e > int64(len(raw)) {
+				return fmt.Errorf("row %d: embedding of %d values, want %d", row, e-s, ix.dim)
+			}
+			v := raw[s:e]
+			for j, x := range v {
+				if vals.IsNull(int(s)+j) || math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					return fmt.Errorf("row %d: value %d is null or not finite", row, j)
+				}
+			}
+			if err := fn(row, v); err != nil {
+				return err
+			}
+			row++
+		}
+	}
+	return ctx.Err()
+}
+
+// IndexRow is one row of an index, without its embeddings.
+type IndexRow struct {
+	Row       int
+	Key       string
+	Split     string
+	Caption   string
+	ClassName string
+	JPG       []byte // nil when the index holds no images
+}
+
+// Lookup returns the given rows (any order, repeats allowed), reading only the row groups
+// that hold them.
+func (ix *Index) Lookup(ctx context.Context, rows []int) ([]IndexRow, error) {
+	out := make([]IndexRow, len(rows))
+	byGroup := map[int][]int{} // row group -> positions in rows
+	for i, r := range rows {
+		if r < 0 || r >= ix.Rows() {
+			return nil, fmt.Errorf("index %s: row %d out of range [0, %d)", ix.path, r, ix.Rows())
+		}
+		g := sort.Search(len(ix.rgStart)-1, func(g int) bool { return ix.rgStart[g+1] > int64(r) })
+		byGroup[g] = append(byGroup[g], i)
+	}
+	cols := []string{IndexColKey, IndexColCaption}
+	for _, c := range []string{IndexColSplit, IndexColClassName, IndexColJPG} {
+		if len(ix.leaves[c]) > 0 {
+			cols = append(cols, c)
+		}
+	}
+	for g, pos := range byGroup {
+		if err := ix.lookupGroup(ctx, g, cols, rows, pos, out); err != nil {
+			return nil, fmt.Errorf("index %s row group %d: %w", ix.path, g, err)
+		}
+	}
+	return out, nil
+}
+
+func (ix *Index) lookupGroup(ctx context.Context, g int, cols []string, rows, pos []int, out []IndexRow) error {
+	tbl, arrs, err := ix.readGroup(ctx, g, cols)
+	if err != nil {
+		return err
+	}
+	defer tbl.Release()
+	for _, p := range pos {
+		r := &out[p]
+		r.Row = rows[p]
+		local := rows[p] - int(ix.rgStart[g])
+		for _, c := range cols {
+			arr, i := indexChunkAt(arrs[c], local)
+			if arr == nil {
+				return fmt.Errorf("column %q: row %d missing", c, r.Row)
+			}
+			if arr.IsNull(i) {
+				if c == IndexColKey || c == IndexColCaption {
+					return fmt.Errorf("column %q row %d: null", c, r.Row)
+				}
+				continue
+			}
+			var s string
+			switch a := arr.(type) {
+			case interface{ Value(int) string }:
+				s = a.Value(i)
+			case *array.Binary:
+				r.JPG = bytes.Clone(a.Value(i))
+				continue
+			case *array.LargeBinary:
+				r.JPG = bytes.Clone(a.Value(i))
+				continue
+			default:
+				return fmt.Errorf("column %q has type %s", c, arr.DataType())
+			}
+			switch c {
+			case IndexColKey:
+				r.Key = s
+			case IndexColCaption:
+				r.Caption = s
+			case IndexColSplit:
+				r.Split = s
+			case IndexColClassName:
+				r.ClassName = s
+			case IndexColJPG:
+				return fmt.Errorf("column %q has type %s, want binary", c, arr.DataType())
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// indexChunkAt returns the chunk holding element i of chunks and i's position in it.
+func indexChunkAt(chunks []arrow.Array, i int) (arrow.Array, int) {
+	for _, c := range chunks {
+		if i < c.Len() {
+			return c, i
+		}
+		i -= c.Len()
+	}
+	return nil, 0
+}
+
+// Search directions: what a query is ranked against.
+const (
+	SearchOverImages   = "images"   // the image embeddings (text→image, image→image)
+	SearchOverCaptions = "captions" // the first captions' embeddings (image→text, text→text)
+)
+
+// SearchOptions configures Search. Exactly one of Query and Image is set.
+type SearchOptions struct {
+	Checkpoint string // the model that made the index
+	Index      string // index file written by Embed
+	Query      string // a text query (longer than the model's context: truncated, EOT kept)
+	Image      string // an image file as the query (decoded, eval transform)
+	Over       string // SearchOverImages or SearchOverCaptions; default: images for a text query, captions for an image query
+	K          int    // results (default 8; at most the index's rows)
+	HTML       string // if set, write a self-contained result page here
+	Limits     IndexLimits
+}
+
+// SearchHit is one ranked result.
+type SearchHit struct {
+	Rank      int     `json:"rank"` // 1 = best
+	Row       int     `json:"row"`  // row in the index
+	Key       string  `json:"key"`
+	Split     string  `json:"split,omitempty"`
+	Caption   string  `json:"caption"`
+	ClassName string  `json:"class_name,omitempty"`
+	Score     float64 `json:"score"` // cosine similarity
+}
+
+// SearchResult is what Search found.
+type SearchResult struct {
+	Query string      // the text, or the image file
+	Kind  string      // "text" or "image"
+	Over  string      // SearchOverImages or SearchOverCaptions
+	Rows  int         // index rows ranked
+	Hits  []SearchHit // best first
+}
+
+// Search embeds a text or image query with the checkpoint's model and ranks the index's
+// image (or caption) embeddings by cosine similarity to it. It writes one
+// `rank key score caption` line per hit on w and, with opt.HTML, a page showing the hits'
+// images from the index. The index must come from the same model: its embedding width and
+// model config are checked against the checkpoint's.
+func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, error) {
+	res := SearchResult{Query: opt.Query, Kind: "text", Over: opt.Over}
+	switch {
+	case opt.Checkpoint == "" || opt.Index == "":
+		return res, errors.New("search: --checkpoint and --index are required")
+	case (opt.Query == "") == (opt.Image == ""):
+		return res, errors.New("search: give either --query or --image")
+	case opt.K < 0:
+		return res, fmt.Errorf("search: k %d must be positive", opt.K)
+	}
+	if opt.Image != "" {
+		res.Query, res.Kind = opt.Image, "image"
+	}
+	if res.Over == "" {
+		res.Over = map[string]string{"text": SearchOverImages, "image": SearchOverCaptions}[res.Kind]
+	}
+	col := map[string]string{SearchOverImages: IndexColImageEmbedding, SearchOverCaptions: IndexColTextEmbedding}[res.Over]
+	if col == "" {
+		return res, fmt.Errorf("search: --over %q: want %s or %s", res.Over, SearchOverImages, SearchOverCaptions)
+	}
+	if opt.K == 0 {
+		opt.K = 8
+	}
+	cfg, err := fusion.ReadConfig(opt.Checkpoint)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	ix, err := OpenIndex(opt.Index, opt.Limits)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	defer ix.Close()
+	if ix.Dim() != cfg.EmbedDim {
+		return res, fmt.Errorf("search: index %s holds %d-dimensional embeddings but checkpoint %s makes %d-dimensional ones: embed the data again with this checkpoint",
+			opt.Index, ix.Dim(), opt.Checkpoint, cfg.EmbedDim)
+	}
+	if ix.Config() != cfg {
+		a, _ := json.Marshal(ix.Config())
+		b, _ := json.Marshal(cfg)
+		return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
+			opt.Index, a, opt.Checkpoint, b)
+	}
+	q, queryImg, err := searchEmbedQuery(opt, cfg)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	res.Rows = ix.Rows()
+	scores := make([]float64, 0, res.Rows)
+	if err := ix.Scan(ctx, col, func(_ int, v []float32) error {
+		scores = append(scores, searchCosine(q, v))
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	top := searchTopK(scores, min(opt.K, len(scores)))
+	rows, err := ix.Lookup(ctx, top)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	for i, r := range rows {
+		res.Hits = append(res.Hits, SearchHit{Rank: i + 1, Row: r.Row, Key: r.Key, Split: r.Split,
+			Caption: r.Caption, ClassName: r.ClassName, Score: scores[r.Row]})
+	}
+	for _, h := range res.Hits {
+		if _, err := fmt.Fprintf(w, "%d %s %.4f %s\n", h.Rank, h.Key, h.Score, h.Caption); err != nil {
+			return res, err
+		}
+	}
+	if opt.HTML != "" {
+		if err := writeSearchHTML(opt.HTML, res, rows, queryImg); err != nil {
+			return res, fmt.Errorf("search: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// searchEmbedQuery returns the query's L2-normalised [E] embedding and, for an image query,
+// the image file's bytes.
+func searchEmbedQuery(opt SearchOptions, cfg fusion.Config) ([]float32, []byte, error) {
+	m, err := fusion.Load(opt.Checkpoint, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.Close()
+	enc, err := fusion.NewEncoder(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opt.Image == "" {
+		q, err := enc.Texts([]string{opt.Query})
+		return q, nil, err
+	}
+	f, err := os.Open(opt.Image)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(imageproc.DefaultLimits.MaxBytes)+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	img, _, err := imageproc.Decode(b, imageproc.DefaultLimits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	x := make([]float32, enc.ImageLen())
+	if err := imageproc.EvalTransform(x, img, cfg.Vision.ImageSize); err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	q, err := enc.Images(x)
+	return q, b, err
+}
+
+// searchCosine returns q·v / (‖q‖‖v‖), 0 when either is zero; float64 accumulation.
+func searchCosine(q, v []float32) float64 {
+	var dot, qq, vv float64
+	for i := range q {
+		a, b := float64(q[i]), float64(v[i])
+		dot += a * b
+		qq += a * a
+		vv += b * b
+	}
+	if qq == 0 || vv == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(qq*vv)
+}
+
+// searchTopK returns the indices of the k largest scores, best first; equal scores keep index order.
+func searchTopK(scores []float64, k int) []int {
+	if k <= 0 {
+		return nil
+	}
+	top := make([]int, 0, k+1)
+	for i, s := range scores {
+		if len(top) == k && s <= scores[top[k-1]] {
+			continue
+		}
+		at := sort.Search(len(top), func(j int) bool { return scores[top[j]] < s })
+		top = slices.Insert(top, at, i)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
+//go:embed search_template.html
+var searchTemplateText string
+
+var searchTemplate = template.Must(template.New("search").Parse(searchTemplateText))
+
+// searchPageHit is a hit as the page shows it.
+type searchPageHit struct {
+	SearchHit
+	Image template.URL // data URI, empty when the index has no image
+}
+
+// writeSearchHTML writes one self-contained page: the query, and each hit with its score,
+// caption and image inlined as a data URI.
+func writeSearchHTML(path string, res SearchResult, rows []IndexRow, queryImg []byte) error {
+	page := struct {
+		SearchResult
+		QueryImage template.URL
+		Hits       []searchPageHit
+	}{SearchResult: res, QueryImage: searchDataURI(queryImg)}
+	for i, h := range res.Hits {
+		page.Hits = append(page.Hits, searchPageHit{SearchHit: h, Image: searchDataURI(rows[i].JPG)})
+	}
+	var buf bytes.Buffer
+	if err := searchTemplate.Execute(&buf, page); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// searchDataURI returns b as a data: URI when it is an image browsers show, else "".
+func searchDataURI(b []byte) template.URL {
+	mime := http.DetectContentType(b)
+	if len(b) == 0 || !strings.HasPrefix(mime, "image/") {
+		return ""
+	}
+	return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
+}
