@@ -121,9 +121,15 @@ func Confusion(path string, counts [][]int, classes []string) error {
 	p.X.Padding, p.Y.Padding = 0, 0
 	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+	p.Title.TextStyle.Font.Size = vg.Points(14)
+	p.X.Label.TextStyle.Font.Size = vg.Points(13)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
 	if n > 24 {
-		p.X.Tick.Label.Font.Size = vg.Points(8)
-		p.Y.Tick.Label.Font.Size = vg.Points(8)
+		p.X.Tick.Label.Font.Size = vg.Points(9)
+		p.Y.Tick.Label.Font.Size = vg.Points(9)
+	} else {
+		p.X.Tick.Label.Font.Size = vg.Points(11)
+		p.Y.Tick.Label.Font.Size = vg.Points(11)
 	}
 
 	w, h := ConfusionSize(n)

@@ -31,7 +31,7 @@ const (
 const (
 	dpi = 96
 	// CurvesWidth and CurvesHeight are the size in pixels of a Curves figure.
-	CurvesWidth, CurvesHeight = 900, 420
+	CurvesWidth, CurvesHeight = 760, 380
 )
 
 // Series is one line of a Curves figure: the points (X[i], Y[i]). Points with a non-finite
@@ -66,7 +66,12 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
+	p.Title.TextStyle.Font.Size = vg.Points(15)
+	p.X.Label.TextStyle.Font.Size = vg.Points(13)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
+	p.X.Tick.Label.Font.Size = vg.Points(11)
+	p.Y.Tick.Label.Font.Size = vg.Points(11)
+	p.Legend.TextStyle.Font.Size = vg.Points(12)
 	p.X.Tick.Marker = plainTicks{}
 	p.Y.Tick.Marker = plainTicks{}
 	if logY {
@@ -74,6 +79,7 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 		p.Y.Tick.Marker = logTicks{}
 	}
 	total, drawn := 0, 0
+	var all plotter.XYs
 	for i, s := range series {
 		if len(s.X) != len(s.Y) {
 			return fmt.Errorf("plot %s: series %q has %d x and %d y values", path, s.Name, len(s.X), len(s.Y))
@@ -94,6 +100,7 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 			continue
 		}
 		drawn++
+		all = append(all, xys...)
 		line, points, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return fmt.Errorf("plot %s: series %q: %w", path, s.Name, err)
@@ -119,9 +126,31 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 	if drawn == 0 {
 		return fmt.Errorf("plot %s: no finite points to draw", path)
 	}
+	p.Legend.Top = !endsHigh(p, all)
 	c := newCanvas(CurvesWidth, CurvesHeight)
 	p.Draw(draw.New(c))
 	return writePNG(path, c)
+}
+
+// endsHigh says whether the curves end in the upper half of the plot, where the legend
+// (drawn in the right-hand corner) would cover them; a falling loss ends low, a rising
+// accuracy high.
+func endsHigh(p *plot.Plot, xys plotter.XYs) bool {
+	xmin, xmax, ymin, ymax := plotter.XYRange(xys)
+	if xmax == xmin || ymax == ymin {
+		return false
+	}
+	norm := func(y float64) float64 { return p.Y.Scale.Normalize(ymin, ymax, y) }
+	high, n := 0, 0
+	for _, xy := range xys {
+		if xy.X >= xmin+0.75*(xmax-xmin) { // the right quarter, under the legend
+			n++
+			if norm(xy.Y) > 0.5 {
+				high++
+			}
+		}
+	}
+	return 2*high > n
 }
 
 // seriesColor gives well separated colours (a colour-blind safe set after Okabe and Ito).
@@ -188,14 +217,16 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// logTicks label 1, 2 and 5 times each power of ten in range, with minor ticks between, so a
-// loss falling from 5 to 0.3 gets readable marks rather than a single "1".
+// logTicks mark every multiple 1..9 of each power of ten in range and label 1, 2 and 5 of
+// them (all of them when the range is under a decade and a half), so that a loss falling from
+// 5 to 0.3 gets readable marks rather than a single "1".
 type logTicks struct{}
 
 func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(lo > 0) || !(hi >= lo) {
 		return nil
 	}
+	labelAll := hi/lo < 30
 	var ticks []plot.Tick
 	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)) && len(ticks) < 200; e++ {
 		base := math.Pow(10, e)
@@ -205,7 +236,7 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
+			if labelAll || m == 1 || m == 2 || m == 5 {
 				t.Label = strconv.FormatFloat(v, 'g', 6, 64)
 			}
 			ticks = append(ticks, t)
