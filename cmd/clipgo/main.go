@@ -45,7 +45,8 @@ input pipeline, and trains and uses CLIP-style models. Each stage is a subcomman
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd(), newPretrainCmd(), newParityCmd())
+	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd(), newPretrainCmd(), newParityCmd(),
+		newZeroShotCmd(), newRetrievalCmd(), newReportCmd())
 	return root
 }
 
