@@ -14,7 +14,7 @@ BUILD_PACKAGES := libopenblas-dev
 # (../shared/peers) for parity.
 TEST_PACKAGES := dataset-fashion-mnist python3-torch libopenblas0-openmp
 
-.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain lint clean help
+.PHONY: all build deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -54,17 +54,43 @@ $(OUT)/demo/manifest.json: configs/data/demo.yaml | build
 
 RECIPE ?= demo
 RUN ?= $(OUT)/runs/$(RECIPE)
-demo: data ## the main job: synthetic data -> pretrain (demo recipe) into $(OUT)/runs/demo
-	$(BIN) pretrain --config demo --out $(OUT)/runs/demo --resume auto
-	@echo "demo run in $(OUT)/runs/demo (metrics.jsonl, checkpoints)"
+DEMO_RUN := $(OUT)/runs/demo
+demo: data ## the main job: synthetic data -> pretrain -> zero-shot on held-out pairs -> retrieval -> report
+	$(BIN) pretrain --config demo --out $(DEMO_RUN) --resume auto
+	$(BIN) zeroshot --checkpoint $(DEMO_RUN) --data $(OUT)/demo --split zeroshot --task synthetic --out $(DEMO_RUN)/eval/zeroshot-synthetic.json
+	$(BIN) retrieval --checkpoint $(DEMO_RUN) --data $(OUT)/demo --split val --out $(DEMO_RUN)/eval/retrieval-val.json
+	$(BIN) report $(DEMO_RUN)
+	@echo "demo report: $(DEMO_RUN)/report/report.html"
 
 pretrain: build ## train RECIPE (default demo; a built-in name or a YAML file) into RUN, resuming it if it has checkpoints
-	$(BIN) pretrain --config $(RECIPE) --out $(RUN) --resume auto $(if $(SET),$(foreach s,$(SET),--set $(s)))
+	$(BIN) pretrain --config $(RECIPE) --out $(RUN) --resume auto $(foreach s,$(SET),--set $(s))
 
-flickr8k-data: build ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k (research use only)
+zeroshot: build ## zero-shot classification of DATA (default $(OUT)/demo) with TASK (default synthetic) by RUN's latest checkpoint
+	$(BIN) zeroshot --checkpoint $(RUN) --data $(or $(DATA),$(OUT)/demo) --task $(or $(TASK),synthetic) --out $(RUN)/eval/zeroshot-$(or $(TASK),synthetic).json
+
+retrieval: build ## image<->text retrieval on DATA's val split (default $(OUT)/demo) by RUN's latest checkpoint
+	$(BIN) retrieval --checkpoint $(RUN) --data $(or $(DATA),$(OUT)/demo) --split val --out $(RUN)/eval/retrieval-val.json
+
+report: build ## plots and one HTML report of RUN (training curves, evaluations)
+	$(BIN) report $(RUN)
+
+flickr8k-data: $(OUT)/flickr8k/manifest.json ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k, 500 images held out (research use only)
+
+$(OUT)/flickr8k/manifest.json: configs/data/flickr8k.yaml | build
 	@test -f $(SHARED)/data/flickr8k/captions.tsv || { echo "clipgo: $(SHARED)/data/flickr8k not found" >&2; exit 1; }
+	rm -rf $(OUT)/flickr8k
 	$(BIN) prepare --config configs/data/flickr8k.yaml --captions $(SHARED)/data/flickr8k/captions.tsv \
 	  --images $(SHARED)/data/flickr8k/images --out $(OUT)/flickr8k --workers $(WORKERS)
+
+F8K_RUN := $(OUT)/runs/flickr8k
+STEPS ?= 300
+flickr8k: flickr8k-data mnist-data fashion-mnist-data ## small preset on Flickr8k for STEPS steps -> retrieval on its 500 test images, zero-shot MNIST and Fashion-MNIST -> report
+	$(BIN) pretrain --config flickr8k --out $(F8K_RUN) --resume auto --set train.steps=$(STEPS)
+	$(BIN) retrieval --checkpoint $(F8K_RUN) --data $(OUT)/flickr8k --split val --dataset flickr8k-test --out $(F8K_RUN)/eval/retrieval-flickr8k-test.json
+	$(BIN) zeroshot --checkpoint $(F8K_RUN) --data $(OUT)/mnist --task mnist --out $(F8K_RUN)/eval/zeroshot-mnist.json
+	$(BIN) zeroshot --checkpoint $(F8K_RUN) --data $(OUT)/fashion-mnist --task fashion-mnist --out $(F8K_RUN)/eval/zeroshot-fashion-mnist.json
+	$(BIN) report $(F8K_RUN)
+	@echo "flickr8k report: $(F8K_RUN)/report/report.html"
 
 fashion-mnist-data: $(OUT)/fashion-mnist/manifest.json ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
 
