@@ -49,7 +49,7 @@ const (
 const (
 	IndexMetaVersion    = "clipgo.index_version"
 	IndexMetaConfig     = "clipgo.model_config" // fusion.Config as JSON
-	IndexMetaCheckpoint = "clipgo.checkpoint"   // path of the checkpoint as given to embed
+	IndexMetaCheckpoint = "clipgo.checkpoint"   // path of the checkpoint file embed used
 	IndexMetaEmbedDim   = "clipgo.embed_dim"    // E, decimal
 	IndexMetaDataset    = "clipgo.dataset"      // dataset directory as given to embed
 )
@@ -63,7 +63,7 @@ const IndexRowGroupRows = 1024
 
 // EmbedOptions configures Embed.
 type EmbedOptions struct {
-	Checkpoint string // model checkpoint (.safetensors with its config in the metadata)
+	Checkpoint string // model checkpoint, or a run directory (its latest checkpoint)
 	Data       string // prepared dataset directory
 	Split      string // split to embed; "" embeds every split, in name order
 	Out        string // index file to write (.parquet)
@@ -118,19 +118,12 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 		}
 		splits = []string{opt.Split}
 	}
-	cfg, err := fusion.ReadConfig(opt.Checkpoint)
+	em, err := openEvalModel(opt.Checkpoint, opt.Batch)
 	if err != nil {
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
 	}
-	model, err := fusion.Load(opt.Checkpoint, opt.Batch)
-	if err != nil {
-		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
-	}
-	defer model.Close()
-	enc, err := fusion.NewEncoder(model)
-	if err != nil {
-		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
-	}
+	defer em.close()
+	cfg, enc := em.cfg, em.enc
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
@@ -144,7 +137,7 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 	for _, kv := range [][2]string{
 		{IndexMetaVersion, strconv.Itoa(IndexVersion)},
 		{IndexMetaConfig, string(cfgJSON)},
-		{IndexMetaCheckpoint, opt.Checkpoint},
+		{IndexMetaCheckpoint, em.path},
 		{IndexMetaEmbedDim, strconv.Itoa(cfg.EmbedDim)},
 		{IndexMetaDataset, opt.Data},
 	} {
@@ -411,6 +404,9 @@ func (w *indexWriter) commit() (int64, error) {
 	w.done = true
 	w.b.Release()
 	err := w.fw.Close()
+	if err == nil {
+		err = w.tmp.Chmod(0o644) // CreateTemp makes it 0600; an index is meant to be shared
+	}
 	if err == nil {
 		err = w.tmp.Sync()
 	}

@@ -290,43 +290,53 @@ func (ix *Index) Checkpoint() string { return ix.ckpt }
 func (ix *Index) HasImages() bool { return len(ix.leaves[IndexColJPG]) > 0 }
 
 // readGroup reads the named top-level columns of row group g and returns their arrays by
-// name; the caller releases the table.
-func (ix *Index) readGroup(ctx context.Context, g int, cols []string) (_ arrow.Table, _ map[string][]arrow.Array, err error) {
+// name; the caller calls release. Columns are read one after the other in this goroutine
+// (pqarrow's ReadRowGroups decodes on goroutines of its own, where a decoder's panic on a
+// malformed page could not be recovered).
+func (ix *Index) readGroup(ctx context.Context, g int, cols []string) (_ map[string][]arrow.Array, release func(), err error) {
+	var read []*arrow.Chunked
+	free := func() {
+		for _, c := range read {
+			c.Release()
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil { // the Arrow decoder on a malformed file
 			err = fmt.Errorf("malformed Parquet: %v", r)
 		}
+		if err != nil {
+			free()
+		}
 	}()
-	var leaves []int
-	for _, c := range cols {
-		leaves = append(leaves, ix.leaves[c]...)
-	}
-	slices.Sort(leaves)
-	tbl, err := ix.fr.ReadRowGroups(ctx, leaves, []int{g})
-	if err != nil {
-		return nil, nil, err
-	}
 	want := ix.rgStart[g+1] - ix.rgStart[g]
-	if tbl.NumRows() != want {
-		tbl.Release()
-		return nil, nil, fmt.Errorf("%d rows read, the footer says %d", tbl.NumRows(), want)
-	}
 	out := map[string][]arrow.Array{}
-	for i := range int(tbl.NumCols()) {
-		col := tbl.Column(i)
-		if col.Len() != int(want) {
-			tbl.Release()
-			return nil, nil, fmt.Errorf("column %q: %d values for %d rows", col.Name(), col.Len(), want)
-		}
-		out[col.Name()] = col.Data().Chunks()
-	}
 	for _, c := range cols {
-		if _, ok := out[c]; !ok {
-			tbl.Release()
-			return nil, nil, fmt.Errorf("column %q not read", c)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
+		fields := ix.schema.FieldIndices(c)
+		if len(fields) != 1 {
+			return nil, nil, fmt.Errorf("no column %q", c)
+		}
+		leaves := map[int]bool{}
+		for _, l := range ix.leaves[c] {
+			leaves[l] = true
+		}
+		rdr, err := ix.fr.GetFieldReader(ctx, fields[0], leaves, []int{g})
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %q: %w", c, err)
+		}
+		chunked, err := ix.fr.ReadColumn([]int{g}, rdr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %q: %w", c, err)
+		}
+		read = append(read, chunked)
+		if chunked.Len() != int(want) {
+			return nil, nil, fmt.Errorf("column %q: %d values, the footer says %d rows", c, chunked.Len(), want)
+		}
+		out[c] = chunked.Chunks()
 	}
-	return tbl, out, nil
+	return out, free, nil
 }
 
 // indexVectorArray is what fixed_size_list, list and large_list arrays share.
@@ -352,11 +362,11 @@ func (ix *Index) Scan(ctx context.Context, col string, fn func(row int, v []floa
 }
 
 func (ix *Index) scanGroup(ctx context.Context, g int, col string, fn func(row int, v []float32) error) error {
-	tbl, cols, err := ix.readGroup(ctx, g, []string{col})
+	cols, release, err := ix.readGroup(ctx, g, []string{col})
 	if err != nil {
 		return err
 	}
-	defer tbl.Release()
+	defer release()
 	row := int(ix.rgStart[g])
 	for _, chunk := range cols[col] {
 		arr, ok := chunk.(indexVectorArray)
@@ -428,11 +438,11 @@ func (ix *Index) Lookup(ctx context.Context, rows []int) ([]IndexRow, error) {
 }
 
 func (ix *Index) lookupGroup(ctx context.Context, g int, cols []string, rows, pos []int, out []IndexRow) error {
-	tbl, arrs, err := ix.readGroup(ctx, g, cols)
+	arrs, release, err := ix.readGroup(ctx, g, cols)
 	if err != nil {
 		return err
 	}
-	defer tbl.Release()
+	defer release()
 	for _, p := range pos {
 		r := &out[p]
 		r.Row = rows[p]
@@ -497,7 +507,7 @@ const (
 
 // SearchOptions configures Search. Exactly one of Query and Image is set.
 type SearchOptions struct {
-	Checkpoint string // the model that made the index
+	Checkpoint string // the model that made the index: a checkpoint, or a run directory (its latest)
 	Index      string // index file written by Embed
 	Query      string // a text query (longer than the model's context: truncated, EOT kept)
 	Image      string // an image file as the query (decoded, eval transform)
@@ -555,10 +565,12 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 	if opt.K == 0 {
 		opt.K = 8
 	}
-	cfg, err := fusion.ReadConfig(opt.Checkpoint)
+	em, err := openEvalModel(opt.Checkpoint, 1)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
 	}
+	defer em.close()
+	cfg := em.cfg
 	ix, err := OpenIndex(opt.Index, opt.Limits)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
@@ -566,15 +578,15 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 	defer ix.Close()
 	if ix.Dim() != cfg.EmbedDim {
 		return res, fmt.Errorf("search: index %s holds %d-dimensional embeddings but checkpoint %s makes %d-dimensional ones: embed the data again with this checkpoint",
-			opt.Index, ix.Dim(), opt.Checkpoint, cfg.EmbedDim)
+			opt.Index, ix.Dim(), em.path, cfg.EmbedDim)
 	}
 	if ix.Config() != cfg {
 		a, _ := json.Marshal(ix.Config())
 		b, _ := json.Marshal(cfg)
 		return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
-			opt.Index, a, opt.Checkpoint, b)
+			opt.Index, a, em.path, b)
 	}
-	q, queryImg, err := searchEmbedQuery(opt, cfg)
+	q, queryImg, err := searchEmbedQuery(opt, em)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
 	}
@@ -610,16 +622,8 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 
 // searchEmbedQuery returns the query's L2-normalised [E] embedding and, for an image query,
 // the image file's bytes.
-func searchEmbedQuery(opt SearchOptions, cfg fusion.Config) ([]float32, []byte, error) {
-	m, err := fusion.Load(opt.Checkpoint, 1)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer m.Close()
-	enc, err := fusion.NewEncoder(m)
-	if err != nil {
-		return nil, nil, err
-	}
+func searchEmbedQuery(opt SearchOptions, em *evalModel) ([]float32, []byte, error) {
+	enc := em.enc
 	if opt.Image == "" {
 		q, err := enc.Texts([]string{opt.Query})
 		return q, nil, err
@@ -638,7 +642,7 @@ func searchEmbedQuery(opt SearchOptions, cfg fusion.Config) ([]float32, []byte, 
 		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
 	}
 	x := make([]float32, enc.ImageLen())
-	if err := imageproc.EvalTransform(x, img, cfg.Vision.ImageSize); err != nil {
+	if err := imageproc.EvalTransform(x, img, em.cfg.Vision.ImageSize); err != nil {
 		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
 	}
 	q, err := enc.Images(x)
