@@ -35,21 +35,7 @@ func evalModelConfig() fusion.Config {
 // evalCheckpoint saves a randomly initialised evalModelConfig model as a pretrain checkpoint.
 func evalCheckpoint(t *testing.T) string {
 	t.Helper()
-	cfg := evalModelConfig()
-	m, err := fusion.New(cfg, 4, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := checkpoint.Save(t.TempDir(), 1, m.Params(), nil, checkpoint.Meta{Config: string(raw), Step: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return embedTestCheckpoint(t, evalModelConfig(), 3)
 }
 
 // evalDataset prepares a synthetic dataset: n training scenes (split train/val) and
