@@ -3,7 +3,6 @@ package stages
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -20,7 +19,6 @@ import (
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/data/synth"
 	"github.com/clipgo/clipgo/fusion"
-	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/vision"
 )
