@@ -37,8 +37,16 @@ test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end)
 race: deps ## the concurrent packages under the race detector
 	CLIPGO_SHARED=$(SHARED) $(GO) test -race -count=1 -timeout 14m ./pipeline/... ./data/... ./tests/...
 
-bench: deps ## benchmarks: shard read, decode+augment, tokenizer, input pipeline
-	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -benchmem -count 1 ./data/... ./text/... ./pipeline/...
+BENCH_THREADS ?= 2
+BENCH_ROUNDS ?= 3
+bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference and clipgo alternately, with ratios
+	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -benchmem -count 1 ./data/... ./text/... ./pipeline/... ./nn/... ./fusion/
+	$(BIN) bench --preset tiny --threads $(BENCH_THREADS)
+	$(BIN) bench --preset small --threads $(BENCH_THREADS)
+	@if [ "$(BENCH_PEER)" = 1 ]; then \
+	  internal/sysdeps/ensure.sh python3-torch libopenblas0-openmp && \
+	  $(PYTHON) scripts/bench_peer.py --clipgo $(BIN) --peers $(SHARED)/peers --python $(PYTHON) \
+	    --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
 
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -30,6 +30,7 @@ type Model struct {
 	scale  *nn.Param
 
 	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
+	onLoss                         func()    // called once the loss is computed (SetForwardHook)
 	train, eval                    G.VM
 	encImg, encTxt                 G.VM // each tower alone, for embedding and zero-shot
 }
@@ -100,6 +101,13 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 	if loss, err = nn.Tap(loss, m.loss); err != nil {
 		return nil, err
 	}
+	if loss, err = nn.Hook(loss, func() {
+		if m.onLoss != nil {
+			m.onLoss()
+		}
+	}); err != nil {
+		return nil, err
+	}
 	forward := b.G.SubgraphRoots(loss)
 	m.encImg = G.NewTapeMachine(b.G.SubgraphRoots(imgTap))
 	m.encTxt = G.NewTapeMachine(b.G.SubgraphRoots(txtTap))
@@ -110,6 +118,10 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 	m.train = G.NewTapeMachine(b.G)
 	return m, nil
 }
+
+// SetForwardHook makes every Step and Forward call f once the loss is computed, between the
+// forward and the backward pass (benchmarks time the two from it); nil removes it.
+func (m *Model) SetForwardHook(f func()) { m.onLoss = f }
 
 // Config returns the model's configuration.
 func (m *Model) Config() Config { return m.cfg }

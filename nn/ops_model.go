@@ -380,3 +380,20 @@ func lenOf(v any) int {
 	}
 	return -1
 }
+
+// Hook is the identity that calls f each time the node runs: a timestamp between the
+// forward pass (everything x depends on) and the backward pass (everything that depends on
+// it), for benchmarks. f must not touch the graph.
+func Hook(x *G.Node, f func()) (*G.Node, error) {
+	if isF64(x) {
+		return hook[float64](x, f)
+	}
+	return hook[float32](x, f)
+}
+
+func hook[T Float](x *G.Node, f func()) (*G.Node, error) {
+	return apply("hook", x.Shape(), G.Nodes{x}, func(y []T, in [][]T) {
+		copy(y, in[0])
+		f()
+	}, func(_ G.Nodes, _, g *G.Node) (G.Nodes, error) { return G.Nodes{g}, nil })
+}

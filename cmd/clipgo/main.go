@@ -46,7 +46,7 @@ input pipeline, and trains and uses CLIP-style models. Each stage is a subcomman
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd(), newPretrainCmd(), newParityCmd(),
-		newZeroShotCmd(), newRetrievalCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd())
+		newZeroShotCmd(), newRetrievalCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd(), newBenchCmd())
 	return root
 }
 
