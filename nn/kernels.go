@@ -185,27 +185,58 @@ func addPeriodic[T Float](y, x, b []T, period, c int) {
 
 const invSqrt2, invSqrt2Pi = 0.7071067811865476, 0.3989422804014327
 
-// erfExp returns erf(z) for z = x/√2 together with exp(−z²) = exp(−x²/2), by Abramowitz and
-// Stegun 7.1.26 (absolute error below 1.5e-7, under float32's resolution of erf near 1): one
-// exponential serves the GELU and its derivative. The float64 kernels use math.Erf instead.
-func erfExp(x float64) (erf, e float64) {
-	z := math.Abs(x) * invSqrt2
-	e = math.Exp(-z * z)
-	t := 1 / (1 + 0.3275911*z)
-	y := 1 - t*(0.254829592+t*(-0.284496736+t*(1.421413741+t*(-1.453152027+t*1.061405429))))*e
-	if x < 0 {
-		y = -y
+// normKnot holds, at a knot x of the normal table, Φ(x), h·φ(x), φ(x) and h·φ'(x) = −h·x·φ(x):
+// the values and scaled slopes of a cubic Hermite interpolant of Φ and of φ.
+type normKnot struct{ cdf, hpdf, pdf, hdpdf float64 }
+
+// normTable tabulates the standard normal on [−normRange, normRange] at steps of
+// 1/normSteps. The Hermite error bound h⁴/384·max|f⁗| is below 4e-9 for both Φ and φ at
+// h = 1/32 (16 KiB, L1-resident), far under float32's resolution; beyond ±8, Φ is 0 or 1
+// to 6e-16.
+const normRange, normSteps = 8, 32
+
+var normTable = func() (t [2*normRange*normSteps + 1]normKnot) {
+	const h = 1.0 / normSteps
+	for i := range t {
+		x := float64(i)/normSteps - normRange
+		pdf := invSqrt2Pi * math.Exp(-0.5*x*x)
+		t[i] = normKnot{cdf: 0.5 * math.Erfc(-x*invSqrt2), hpdf: h * pdf, pdf: pdf, hdpdf: -h * x * pdf}
 	}
-	return y, e
+	return t
+}()
+
+// normFast returns Φ(x) and φ(x) by cubic Hermite interpolation in normTable (absolute error
+// below 4e-9): no exponential, no division. NaN gives NaN.
+func normFast(x float64) (cdf, pdf float64) {
+	if !(x > -normRange && x < normRange) {
+		switch {
+		case x >= normRange:
+			return 1, 0
+		case x <= -normRange:
+			return 0, 0
+		}
+		return math.NaN(), math.NaN()
+	}
+	u := (x + normRange) * normSteps
+	i := int(u)
+	t := u - float64(i)
+	k0, k1 := &normTable[i], &normTable[i+1]
+	t2 := t * t
+	t3 := t2 * t
+	h01 := 3*t2 - 2*t3 // basis of f1; h00 = 1 − h01
+	h10 := t3 - 2*t2 + t
+	h11 := t3 - t2
+	cdf = k0.cdf + h01*(k1.cdf-k0.cdf) + h10*k0.hpdf + h11*k1.hpdf
+	pdf = k0.pdf + h01*(k1.pdf-k0.pdf) + h10*k0.hdpdf + h11*k1.hdpdf
+	return cdf, pdf
 }
 
-// phi returns Φ(x) (the standard normal CDF) and φ(x) (its density): approximated for float32
-// kernels, exact for float64.
+// phi returns Φ(x) (the standard normal CDF) and φ(x) (its density): interpolated for
+// float32 kernels, exact for float64.
 func phi[T Float](x float64) (cdf, pdf float64) {
 	var z T
 	if _, ok := any(z).(float32); ok {
-		erf, e := erfExp(x)
-		return 0.5 * (1 + erf), invSqrt2Pi * e
+		return normFast(x)
 	}
 	return 0.5 * (1 + math.Erf(x*invSqrt2)), invSqrt2Pi * math.Exp(-0.5*x*x)
 }
