@@ -140,6 +140,12 @@ func TestGradients(t *testing.T) {
 		{"matmul_at", [][]int{{4, 3}, {4, 5}}, nil, func(in G.Nodes) (*G.Node, error) { return MatMul(in[0], in[1], true, false) }},
 		{"add_rows_bias", [][]int{{4, 3}, {3}}, nil, func(in G.Nodes) (*G.Node, error) { return AddRows(in[0], in[1]) }},
 		{"add_rows_pos", [][]int{{6, 3}, {2, 3}}, nil, func(in G.Nodes) (*G.Node, error) { return AddRows(in[0], in[1]) }},
+		{"affine", [][]int{{3, 4}, {5, 4}}, nil, func(in G.Nodes) (*G.Node, error) { return Affine(in[0], in[1], nil, nil) }},
+		{"affine_bias", [][]int{{3, 4}, {5, 4}, {5}}, nil, func(in G.Nodes) (*G.Node, error) { return Affine(in[0], in[1], in[2], nil) }},
+		{"affine_residual", [][]int{{3, 4}, {5, 4}, {3, 5}}, nil, func(in G.Nodes) (*G.Node, error) { return Affine(in[0], in[1], nil, in[2]) }},
+		{"affine_bias_residual", [][]int{{3, 4}, {5, 4}, {5}, {3, 5}}, nil, func(in G.Nodes) (*G.Node, error) {
+			return Affine(in[0], in[1], in[2], in[3])
+		}},
 		{"add", [][]int{{2, 3}, {2, 3}}, nil, func(in G.Nodes) (*G.Node, error) { return Add(in[0], in[1]) }},
 		{"layer_norm", [][]int{{4, 6}, {6}, {6}}, nil, func(in G.Nodes) (*G.Node, error) { return LayerNorm(in[0], in[1], in[2]) }},
 		{"gelu", [][]int{{5, 7}}, []float64{2}, func(in G.Nodes) (*G.Node, error) { return GELU(in[0]) }},

@@ -28,13 +28,10 @@ func (b *Builder) NewLinear(prefix string, in, out int, weight, bias Init) (*Lin
 }
 
 // Forward maps x [N, in] to [N, out].
-func (l *Linear) Forward(x *G.Node) (*G.Node, error) {
-	y, err := MatMul(x, l.W, false, true)
-	if err != nil || l.B == nil {
-		return y, err
-	}
-	return AddRows(y, l.B)
-}
+func (l *Linear) Forward(x *G.Node) (*G.Node, error) { return Affine(x, l.W, l.B, nil) }
+
+// Residual returns resid + Forward(x), the residual add fused into the product.
+func (l *Linear) Residual(x, resid *G.Node) (*G.Node, error) { return Affine(x, l.W, l.B, resid) }
 
 // Norm is torch.nn.LayerNorm(width) with its gain (weight, init 1) and shift (bias, init 0).
 type Norm struct{ Weight, Bias *G.Node }
@@ -136,22 +133,21 @@ func (blk *Block) Forward(x *G.Node) (*G.Node, error) {
 		blk.inProj.Forward,
 		func(qkv *G.Node) (*G.Node, error) {
 			return Attention(qkv, blk.cfg.Batch, blk.cfg.Seq, blk.cfg.Heads, blk.cfg.Causal)
-		},
-		blk.outProj.Forward)
+		})
 	if err != nil {
 		return nil, err
 	}
-	if x, err = Add(x, h); err != nil {
+	if x, err = blk.outProj.Residual(h, x); err != nil {
 		return nil, err
 	}
 	act := GELU
 	if blk.cfg.QuickGELU {
 		act = QuickGELU
 	}
-	if h, err = chain(x, blk.ln2.Forward, blk.fc.Forward, act, blk.proj.Forward); err != nil {
+	if h, err = chain(x, blk.ln2.Forward, blk.fc.Forward, act); err != nil {
 		return nil, err
 	}
-	return Add(x, h)
+	return blk.proj.Residual(h, x)
 }
 
 // Transformer is a stack of blocks, named prefix.resblocks.{i}.
