@@ -75,21 +75,7 @@ func parallel(n int, f func(w, i int)) {
 
 // parallelRows splits rows [0, n) into contiguous chunks, one per goroutine.
 func parallelRows(n int, f func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(1, n/16))
-	if workers <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += step {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			f(lo, hi)
-		}(lo, min(n, lo+step))
-	}
-	wg.Wait()
+	parallelChunks(n, func(_, lo, hi int) { f(lo, hi) })
 }
 
 // rowStats returns the mean and 1/sqrt(var+eps) of a row (biased variance, as torch).
@@ -107,12 +93,27 @@ func rowStats[T Float](x []T, eps float64) (mean, rstd float64) {
 	return mean, 1 / math.Sqrt(q/float64(len(x))+eps)
 }
 
-// layerNormForward: y = (x-mean)·rstd·gamma + beta over rows of width c.
-func layerNormForward[T Float](y, x, gamma, beta []T, c int, eps float64) {
-	parallelRows(len(x)/c, func(lo, hi int) {
+// lnState holds one layer norm's per-row statistics from its forward pass, which the
+// backward pass reuses, and per-worker partial sums of the gain and shift gradients, which
+// the input-gradient pass accumulates on its way (one pass over the rows for all three).
+type lnState[T Float] struct {
+	c          int
+	eps        float64
+	mean, rstd []float64   // per row, from the last forward
+	part       [][]float64 // per worker [2c]: Σ gy·xhat, then Σ gy
+}
+
+// forward: y = (x-mean)·rstd·gamma + beta over rows of width c.
+func (l *lnState[T]) forward(y, x, gamma, beta []T) {
+	c, n := l.c, len(x)/l.c
+	if len(l.mean) != n {
+		l.mean, l.rstd = make([]float64, n), make([]float64, n)
+	}
+	parallelChunks(n, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
-			mean, rstd := rowStats(xr, eps)
+			mean, rstd := rowStats(xr, l.eps)
+			l.mean[r], l.rstd[r] = mean, rstd
 			for j, v := range xr {
 				yr[j] = T((float64(v)-mean)*rstd)*gamma[j] + beta[j]
 			}
@@ -120,17 +121,29 @@ func layerNormForward[T Float](y, x, gamma, beta []T, c int, eps float64) {
 	})
 }
 
-// layerNormBackwardX: dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = gy·gamma.
-func layerNormBackwardX[T Float](dx, x, gamma, gy []T, c int, eps float64) {
-	parallelRows(len(x)/c, func(lo, hi int) {
+// backward writes dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = gy·gamma,
+// and leaves the partial sums of dgamma = Σ gy·xhat and dbeta = Σ gy for reduce.
+func (l *lnState[T]) backward(dx, x, gamma, gy []T) {
+	c, n := l.c, len(x)/l.c
+	workers := chunkWorkers(n)
+	for len(l.part) < workers {
+		l.part = append(l.part, make([]float64, 2*c))
+	}
+	parallelChunks(n, func(w, lo, hi int) {
+		acc := l.part[w]
+		clear(acc)
 		for r := lo; r < hi; r++ {
 			xr, gr, dr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
-			mean, rstd := rowStats(xr, eps)
+			mean, rstd := l.mean[r], l.rstd[r]
 			var m1, m2 float64
 			for j, v := range xr {
-				g := float64(gr[j]) * float64(gamma[j])
+				g := float64(gr[j])
+				xh := (float64(v) - mean) * rstd
+				acc[j] += g * xh
+				acc[c+j] += g
+				g *= float64(gamma[j])
 				m1 += g
-				m2 += g * (float64(v) - mean) * rstd
+				m2 += g * xh
 			}
 			m1 /= float64(c)
 			m2 /= float64(c)
@@ -140,21 +153,43 @@ func layerNormBackwardX[T Float](dx, x, gamma, gy []T, c int, eps float64) {
 			}
 		}
 	})
+	for w := workers; w < len(l.part); w++ {
+		clear(l.part[w])
+	}
 }
 
-// layerNormBackwardGamma: dgamma = Σ_rows gy·xhat.
-func layerNormBackwardGamma[T Float](dg, x, gy []T, c int, eps float64) {
-	acc := make([]float64, c)
-	for r := 0; r < len(x)/c; r++ {
-		xr, gr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c]
-		mean, rstd := rowStats(xr, eps)
-		for j, v := range xr {
-			acc[j] += float64(gr[j]) * (float64(v) - mean) * rstd
+// reduce sums the workers' partials of the last backward: off 0 gives dgamma, off c dbeta.
+func (l *lnState[T]) reduce(d []T, off int) {
+	for j := range d {
+		var s float64
+		for _, p := range l.part {
+			s += p[off+j]
 		}
+		d[j] = T(s)
 	}
-	for j, v := range acc {
-		dg[j] = T(v)
+}
+
+// chunkWorkers is the number of goroutines parallelChunks uses for n rows.
+func chunkWorkers(n int) int { return min(runtime.GOMAXPROCS(0), max(1, n/16)) }
+
+// parallelChunks splits rows [0, n) into contiguous chunks, one per goroutine, passing the
+// worker's index so that it can own scratch space.
+func parallelChunks(n int, f func(w, lo, hi int)) {
+	workers := chunkWorkers(n)
+	if workers <= 1 {
+		f(0, 0, n)
+		return
 	}
+	var wg sync.WaitGroup
+	step := (n + workers - 1) / workers
+	for w, lo := 0, 0; lo < n; w, lo = w+1, lo+step {
+		wg.Add(1)
+		go func(w, lo, hi int) {
+			defer wg.Done()
+			f(w, lo, hi)
+		}(w, lo, min(n, lo+step))
+	}
+	wg.Wait()
 }
 
 // periodicRowSum: out[t] = Σ_b x[b·period+t] for rows of width c (the gradient of a
@@ -241,30 +276,48 @@ func phi[T Float](x float64) (cdf, pdf float64) {
 	return 0.5 * (1 + math.Erf(x*invSqrt2)), invSqrt2Pi * math.Exp(-0.5*x*x)
 }
 
-// geluForward is x·Φ(x), the erf form, as torch.nn.GELU(); it also writes the derivative
-// Φ(x) + x·φ(x) into d for the backward pass.
-func geluForward[T Float](y, d, x []T) {
+// geluForward is y = x·Φ(x), the erf form, as torch.nn.GELU().
+func geluForward[T Float](y, x []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			c, _ := phi[T](v)
+			y[i] = T(v * c)
+		}
+	})
+}
+
+// geluBackward is dx = gy·(Φ(x) + x·φ(x)), recomputed from x (cheaper than keeping the
+// derivative: one table lookup against a buffer of the activation's size per block).
+func geluBackward[T Float](dx, gy, x []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			c, p := phi[T](v)
-			y[i] = T(v * c)
-			d[i] = T(c + v*p)
+			dx[i] = gy[i] * T(c+v*p)
 		}
 	})
 }
 
 func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 
-// quickGELUForward is OpenAI's x·σ(1.702x); it also writes the derivative
-// σ + 1.702·x·σ·(1−σ), σ = σ(1.702x), into d for the backward pass.
-func quickGELUForward[T Float](y, d, x []T) {
+// quickGELUForward is OpenAI's y = x·σ(1.702x).
+func quickGELUForward[T Float](y, x []T) {
+	parallelRows(len(x), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			y[i] = T(v * sigmoid(1.702*v))
+		}
+	})
+}
+
+// quickGELUBackward is dx = gy·(σ + 1.702·x·σ·(1−σ)), σ = σ(1.702x).
+func quickGELUBackward[T Float](dx, gy, x []T) {
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			s := sigmoid(1.702 * v)
-			y[i] = T(v * s)
-			d[i] = T(s + 1.702*v*s*(1-s))
+			dx[i] = gy[i] * T(s+1.702*v*s*(1-s))
 		}
 	})
 }

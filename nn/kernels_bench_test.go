@@ -18,26 +18,33 @@ func randomF32(n int, seed uint64) []float32 {
 	return x
 }
 
-// BenchmarkGELU times the float32 GELU forward kernel (value and derivative, interpolated Φ
-// and φ) against the same loop on math.Erf and math.Exp, the path it replaced.
+// BenchmarkGELU times the float32 GELU kernels (interpolated Φ and φ), forward and backward,
+// against the same loops on math.Erf and math.Exp, the path they replaced.
 func BenchmarkGELU(b *testing.B) {
 	x := randomF32(geluRows*geluCols, 1)
-	y, d := make([]float32, len(x)), make([]float32, len(x))
+	gy := randomF32(len(x), 2)
+	y, dx := make([]float32, len(x)), make([]float32, len(x))
 	b.Run("table", func(b *testing.B) {
-		b.SetBytes(int64(12 * len(x)))
+		b.SetBytes(int64(20 * len(x)))
 		for b.Loop() {
-			geluForward(y, d, x)
+			geluForward(y, x)
+			geluBackward(dx, gy, x)
 		}
 	})
 	b.Run("erf-exp", func(b *testing.B) {
-		b.SetBytes(int64(12 * len(x)))
+		b.SetBytes(int64(20 * len(x)))
 		for b.Loop() {
 			parallelRows(len(x), func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					v := float64(x[i])
+					y[i] = float32(v * 0.5 * (1 + math.Erf(v*invSqrt2)))
+				}
+			})
+			parallelRows(len(x), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					v := float64(x[i])
 					c := 0.5 * (1 + math.Erf(v*invSqrt2))
-					y[i] = float32(v * c)
-					d[i] = float32(c + v*invSqrt2Pi*math.Exp(-0.5*v*v))
+					dx[i] = gy[i] * float32(c+v*invSqrt2Pi*math.Exp(-0.5*v*v))
 				}
 			})
 		}

@@ -35,15 +35,18 @@ func TestNormFast(t *testing.T) {
 // float64 one (math.Erf) on values and derivatives.
 func TestGELUFloat32MatchesFloat64(t *testing.T) {
 	const n = 4001
-	x32, y32, d32 := make([]float32, n), make([]float32, n), make([]float32, n)
-	x64, y64, d64 := make([]float64, n), make([]float64, n), make([]float64, n)
+	x32, y32, d32, g32 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	x64, y64, d64, g64 := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 	for i := range n {
 		x64[i] = -10 + 20*float64(i)/(n-1)
 		x32[i] = float32(x64[i])
 		x64[i] = float64(x32[i])
+		g32[i], g64[i] = 1, 1
 	}
-	geluForward(y32, d32, x32)
-	geluForward(y64, d64, x64)
+	geluForward(y32, x32)
+	geluForward(y64, x64)
+	geluBackward(d32, g32, x32)
+	geluBackward(d64, g64, x64)
 	for i := range n {
 		if math.Abs(float64(y32[i])-y64[i]) > 1e-6*max(1, math.Abs(y64[i])) || math.Abs(float64(d32[i])-d64[i]) > 1e-6 {
 			t.Fatalf("x=%g: float32 gelu %g (d %g), float64 %g (d %g)", x64[i], y32[i], d32[i], y64[i], d64[i])

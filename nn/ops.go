@@ -159,55 +159,55 @@ func layerNorm[T Float](x, gamma, beta *G.Node) (*G.Node, error) {
 	if err := vecLen("layer_norm", beta, c); err != nil {
 		return nil, err
 	}
+	ln := &lnState[T]{c: c, eps: LayerNormEps}
 	return apply("layer_norm", tensor.Shape{n, c}, G.Nodes{x, gamma, beta}, func(y []T, in [][]T) {
-		layerNormForward(y, in[0], in[1], in[2], c, LayerNormEps)
+		ln.forward(y, in[0], in[1], in[2])
 	}, func(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
 		dx, err := apply("layer_norm_grad_x", tensor.Shape{n, c}, G.Nodes{in[0], in[1], g}, func(d []T, v [][]T) {
-			layerNormBackwardX(d, v[0], v[1], v[2], c, LayerNormEps)
+			ln.backward(d, v[0], v[1], v[2])
 		}, nil)
 		if err != nil {
 			return nil, err
 		}
-		dg, err := apply("layer_norm_grad_gamma", tensor.Shape{c}, G.Nodes{in[0], g}, func(d []T, v [][]T) {
-			layerNormBackwardGamma(d, v[0], v[1], c, LayerNormEps)
+		// The gain and shift gradients are summed by the dx pass; taking dx as input orders
+		// these reductions after it.
+		dg, err := apply("layer_norm_grad_gamma", tensor.Shape{c}, G.Nodes{dx}, func(d []T, _ [][]T) {
+			ln.reduce(d, 0)
 		}, nil)
 		if err != nil {
 			return nil, err
 		}
-		db, err := apply("layer_norm_grad_beta", tensor.Shape{c}, G.Nodes{g}, func(d []T, v [][]T) {
-			periodicRowSum(d, v[0], 1, c)
+		db, err := apply("layer_norm_grad_beta", tensor.Shape{c}, G.Nodes{dx}, func(d []T, _ [][]T) {
+			ln.reduce(d, c)
 		}, nil)
 		return G.Nodes{dx, dg, db}, err
 	})
 }
 
-// GELU is x·Φ(x) with the exact (erf) Φ, as torch.nn.GELU(). (The float32 kernel's erf is
-// accurate to 1.5e-7.)
+// GELU is x·Φ(x) with the exact (erf) Φ, as torch.nn.GELU(). (The float32 kernels
+// interpolate Φ and φ to within 4e-9.)
 func GELU(x *G.Node) (*G.Node, error) {
 	if isF64(x) {
-		return pointwise[float64](x, "gelu", geluForward[float64])
+		return pointwise(x, "gelu", geluForward[float64], geluBackward[float64])
 	}
-	return pointwise[float32](x, "gelu", geluForward[float32])
+	return pointwise(x, "gelu", geluForward[float32], geluBackward[float32])
 }
 
 // QuickGELU is OpenAI CLIP's approximation x·σ(1.702x).
 func QuickGELU(x *G.Node) (*G.Node, error) {
 	if isF64(x) {
-		return pointwise[float64](x, "quick_gelu", quickGELUForward[float64])
+		return pointwise(x, "quick_gelu", quickGELUForward[float64], quickGELUBackward[float64])
 	}
-	return pointwise[float32](x, "quick_gelu", quickGELUForward[float32])
+	return pointwise(x, "quick_gelu", quickGELUForward[float32], quickGELUBackward[float32])
 }
 
-// pointwise applies an activation whose forward kernel also writes its derivative, kept for
-// the backward pass (dx = gy·f'(x)), which then costs one multiply per element.
-func pointwise[T Float](x *G.Node, name string, fwd func(y, d, x []T)) (*G.Node, error) {
-	deriv := make([]T, x.Shape().TotalSize())
-	return apply(name, x.Shape(), G.Nodes{x}, func(y []T, in [][]T) { fwd(y, deriv, in[0]) },
+// pointwise applies an activation: fwd(y, x) forward, bwd(dx, gy, x) backward from the
+// input, which the graph keeps anyway (the preceding product's output).
+func pointwise[T Float](x *G.Node, name string, fwd func(y, x []T), bwd func(dx, gy, x []T)) (*G.Node, error) {
+	return apply(name, x.Shape(), G.Nodes{x}, func(y []T, in [][]T) { fwd(y, in[0]) },
 		func(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
-			dx, err := apply(name+"_grad", in[0].Shape(), G.Nodes{g}, func(d []T, v [][]T) {
-				for i, gv := range v[0] {
-					d[i] = gv * deriv[i]
-				}
+			dx, err := apply(name+"_grad", in[0].Shape(), G.Nodes{in[0], g}, func(d []T, v [][]T) {
+				bwd(d, v[1], v[0])
 			}, nil)
 			return G.Nodes{dx}, err
 		})
