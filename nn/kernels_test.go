@@ -5,29 +5,28 @@ import (
 	"testing"
 )
 
-// TestNormFast bounds the float32 kernels' interpolated Φ and φ against math.Erf and
-// math.Exp, inside the table, at its edges and beyond, and checks NaN and ±Inf.
-func TestNormFast(t *testing.T) {
-	worstC, worstP := 0.0, 0.0
+// TestGELUTables bounds the float32 kernels' interpolated Φ and Φ + x·φ against math.Erfc
+// and math.Exp, inside the tables, at their edges and beyond, and checks NaN and ±Inf.
+func TestGELUTables(t *testing.T) {
+	worstC, worstD := 0.0, 0.0
 	for x := -9.0; x <= 9; x += 1.0 / 1024 / 3 {
-		c, p := normFast(x)
-		worstC = max(worstC, math.Abs(c-0.5*math.Erfc(-x/math.Sqrt2)))
-		worstP = max(worstP, math.Abs(p-math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)))
+		worstC = max(worstC, math.Abs(geluCDF[float32](x)-normCDF(x)))
+		worstD = max(worstD, math.Abs(geluDeriv[float32](x)-normCDF(x)-x*normPDF(x)))
 	}
-	if worstC > 5e-9 || worstP > 5e-9 {
-		t.Errorf("interpolation error Φ %.2g, φ %.2g > 5e-9", worstC, worstP)
+	if worstC > 2e-8 || worstD > 2e-8 {
+		t.Errorf("interpolation error Φ %.2g, Φ+xφ %.2g > 2e-8", worstC, worstD)
 	}
-	t.Logf("worst error Φ %.2g, φ %.2g", worstC, worstP)
-	for _, tc := range []struct{ x, cdf, pdf float64 }{
-		{math.Inf(1), 1, 0}, {math.Inf(-1), 0, 0}, {8, 1, 0}, {-8, 0, 0}, {0, 0.5, 1 / math.Sqrt(2*math.Pi)},
+	t.Logf("worst error Φ %.2g, Φ+xφ %.2g", worstC, worstD)
+	for _, tc := range []struct{ x, cdf, deriv float64 }{
+		{math.Inf(1), 1, 1}, {math.Inf(-1), 0, 0}, {8, 1, 1}, {-8, 0, 0}, {0, 0.5, 0.5},
 	} {
-		c, p := normFast(tc.x)
-		if math.Abs(c-tc.cdf) > 1e-12 || math.Abs(p-tc.pdf) > 1e-12 {
-			t.Errorf("normFast(%g) = %g, %g, want %g, %g", tc.x, c, p, tc.cdf, tc.pdf)
+		c, d := geluCDF[float32](tc.x), geluDeriv[float32](tc.x)
+		if math.Abs(c-tc.cdf) > 1e-12 || math.Abs(d-tc.deriv) > 1e-12 {
+			t.Errorf("x = %g: Φ %g, derivative %g, want %g, %g", tc.x, c, d, tc.cdf, tc.deriv)
 		}
 	}
-	if c, p := normFast(math.NaN()); !math.IsNaN(c) || !math.IsNaN(p) {
-		t.Errorf("normFast(NaN) = %g, %g", c, p)
+	if c, d := geluCDF[float32](math.NaN()), geluDeriv[float32](math.NaN()); !math.IsNaN(c) || !math.IsNaN(d) {
+		t.Errorf("NaN gives %g, %g", c, d)
 	}
 }
 
