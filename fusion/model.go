@@ -114,6 +114,11 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 	if err := b.Backward(loss); err != nil {
 		return nil, err
 	}
+	// The backward pass's kernel outputs share memory by lifetime; the forward pass (which
+	// eval and the encoders run in their own orders) keeps its own.
+	if _, _, err := nn.ShareBuffers(b.G, forward.AllNodes()); err != nil {
+		return nil, err
+	}
 	m.eval = G.NewTapeMachine(forward)
 	m.train = G.NewTapeMachine(b.G)
 	return m, nil

@@ -36,6 +36,18 @@ type kernelOp[T Float] struct {
 	run   func(out []T, in [][]T)
 	diff  []bool
 	grad  gradFunc
+	// persistent kernels rely on their output buffer between runs (ShareBuffers leaves it).
+	persistent bool
+}
+
+// markPersistent flags n's kernel as relying on its output buffer between runs.
+func markPersistent(n *G.Node) {
+	switch op := n.Op().(type) {
+	case *kernelOp[float32]:
+		op.persistent = true
+	case *kernelOp[float64]:
+		op.persistent = true
+	}
 }
 
 // apply adds a kernel node of the given output shape (none for a scalar) over in.

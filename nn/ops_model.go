@@ -61,6 +61,7 @@ func embedding[T Float](table, pos *G.Node, ids []int32) (*G.Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		markPersistent(dt) // it clears only the rows the last run wrote
 		dp, err := apply("embedding_grad_pos", tensor.Shape{l, w}, G.Nodes{g}, func(d []T, in [][]T) {
 			periodicRowSum(d, in[0], l, w)
 		}, nil)
