@@ -227,19 +227,23 @@ type cubic [4]float64
 // [−normRange, normRange]; beyond, Φ is 0 or 1 to 6e-16.
 const normRange, normSteps = 8, 32
 
+// normIntervals is the number of table intervals; a power of two, so that masking the index
+// proves it in range (no bounds check in the hot loop).
+const normIntervals = 2 * normRange * normSteps
+
 // hermiteTable returns, for each interval between knots, the cubic Hermite interpolant of f
 // from its values and slopes df at both ends. Its error is below h⁴/384·max|f⁗|: under 2e-8
 // for Φ and for Φ + x·φ at h = 1/32, far under float32's resolution.
-func hermiteTable(f, df func(float64) float64) []cubic {
+func hermiteTable(f, df func(float64) float64) *[normIntervals]cubic {
 	const h = 1.0 / normSteps
-	t := make([]cubic, 2*normRange*normSteps)
+	var t [normIntervals]cubic
 	for i := range t {
 		x0 := float64(i)/normSteps - normRange
 		x1 := x0 + h
 		f0, f1, m0, m1 := f(x0), f(x1), h*df(x0), h*df(x1)
 		t[i] = cubic{f0, m0, 3*(f1-f0) - 2*m0 - m1, 2*(f0-f1) + m0 + m1}
 	}
-	return t
+	return &t
 }
 
 func normCDF(x float64) float64 { return 0.5 * math.Erfc(-x*invSqrt2) }
@@ -253,49 +257,67 @@ var (
 		func(x float64) float64 { return (2 - x*x) * normPDF(x) })
 )
 
-// interp evaluates a table at x, returning lo below the range, hi above it and NaN for NaN:
-// three multiply-adds, no exponential, no division.
-func interp(tab []cubic, x, lo, hi float64) float64 {
+// interp evaluates a table at x inside its range (ok false outside it, and for NaN): three
+// multiply-adds, no exponential, no division, and small enough to inline into the loops.
+func interp(tab *[normIntervals]cubic, x float64) (y float64, ok bool) {
 	if !(x > -normRange && x < normRange) {
-		switch {
-		case x >= normRange:
-			return hi
-		case x <= -normRange:
-			return lo
-		}
-		return math.NaN()
+		return 0, false
 	}
 	u := (x + normRange) * normSteps
 	i := int(u)
 	t := u - float64(i)
-	c := &tab[i]
-	return c[0] + t*(c[1]+t*(c[2]+t*c[3]))
+	c := &tab[i&(normIntervals-1)]
+	return c[0] + t*(c[1]+t*(c[2]+t*c[3])), true
 }
 
-// geluCDF is Φ(x): interpolated for float32 kernels, exact for float64.
-func geluCDF[T Float](x float64) float64 {
-	var z T
-	if _, ok := any(z).(float32); ok {
-		return interp(cdfTable, x, 0, 1)
+// outside is a GELU table's value beyond its range: 0 below, 1 above, NaN for NaN.
+func outside(x float64) float64 {
+	switch {
+	case x >= normRange:
+		return 1
+	case x <= -normRange:
+		return 0
 	}
-	return 0.5 * (1 + math.Erf(x*invSqrt2))
+	return math.NaN()
 }
 
-// geluDeriv is GELU's derivative Φ(x) + x·φ(x): interpolated for float32, exact for float64.
-func geluDeriv[T Float](x float64) float64 {
-	var z T
-	if _, ok := any(z).(float32); ok {
-		return interp(derivTable, x, 0, 1)
+// geluCDF32 is Φ(x) interpolated, as the float32 kernels compute it (inlined there).
+func geluCDF32(x float64) float64 {
+	if c, ok := interp(cdfTable, x); ok {
+		return c
 	}
-	return 0.5*(1+math.Erf(x*invSqrt2)) + x*invSqrt2Pi*math.Exp(-0.5*x*x)
+	return outside(x)
 }
 
-// geluForward is y = x·Φ(x), the erf form, as torch.nn.GELU().
+// geluDeriv32 is GELU's derivative Φ(x) + x·φ(x) interpolated, as the float32 kernels compute it.
+func geluDeriv32(x float64) float64 {
+	if d, ok := interp(derivTable, x); ok {
+		return d
+	}
+	return outside(x)
+}
+
+// geluForward is y = x·Φ(x), the erf form, as torch.nn.GELU(): Φ interpolated for float32,
+// exact (math.Erf) for float64.
 func geluForward[T Float](y, x []T) {
+	if y32, ok := any(y).([]float32); ok {
+		x32 := any(x).([]float32)
+		parallelRows(len(x), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				v := float64(x32[i])
+				c, ok := interp(cdfTable, v)
+				if !ok {
+					c = outside(v)
+				}
+				y32[i] = float32(v * c)
+			}
+		})
+		return
+	}
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
-			y[i] = T(v * geluCDF[T](v))
+			y[i] = T(v * 0.5 * (1 + math.Erf(v*invSqrt2)))
 		}
 	})
 }
@@ -303,9 +325,24 @@ func geluForward[T Float](y, x []T) {
 // geluBackward is dx = gy·(Φ(x) + x·φ(x)), recomputed from x (cheaper than keeping the
 // derivative: one table lookup against a buffer of the activation's size per block).
 func geluBackward[T Float](dx, gy, x []T) {
+	if d32, ok := any(dx).([]float32); ok {
+		g32, x32 := any(gy).([]float32), any(x).([]float32)
+		parallelRows(len(x), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				v := float64(x32[i])
+				d, ok := interp(derivTable, v)
+				if !ok {
+					d = outside(v)
+				}
+				d32[i] = g32[i] * float32(d)
+			}
+		})
+		return
+	}
 	parallelRows(len(x), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dx[i] = gy[i] * T(geluDeriv[T](float64(x[i])))
+			v := float64(x[i])
+			dx[i] = gy[i] * T(0.5*(1+math.Erf(v*invSqrt2))+v*invSqrt2Pi*math.Exp(-0.5*v*v))
 		}
 	})
 }

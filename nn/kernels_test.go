@@ -10,8 +10,8 @@ import (
 func TestGELUTables(t *testing.T) {
 	worstC, worstD := 0.0, 0.0
 	for x := -9.0; x <= 9; x += 1.0 / 1024 / 3 {
-		worstC = max(worstC, math.Abs(geluCDF[float32](x)-normCDF(x)))
-		worstD = max(worstD, math.Abs(geluDeriv[float32](x)-normCDF(x)-x*normPDF(x)))
+		worstC = max(worstC, math.Abs(geluCDF32(x)-normCDF(x)))
+		worstD = max(worstD, math.Abs(geluDeriv32(x)-normCDF(x)-x*normPDF(x)))
 	}
 	if worstC > 2e-8 || worstD > 2e-8 {
 		t.Errorf("interpolation error Φ %.2g, Φ+xφ %.2g > 2e-8", worstC, worstD)
@@ -20,12 +20,12 @@ func TestGELUTables(t *testing.T) {
 	for _, tc := range []struct{ x, cdf, deriv float64 }{
 		{math.Inf(1), 1, 1}, {math.Inf(-1), 0, 0}, {8, 1, 1}, {-8, 0, 0}, {0, 0.5, 0.5},
 	} {
-		c, d := geluCDF[float32](tc.x), geluDeriv[float32](tc.x)
+		c, d := geluCDF32(tc.x), geluDeriv32(tc.x)
 		if math.Abs(c-tc.cdf) > 1e-12 || math.Abs(d-tc.deriv) > 1e-12 {
 			t.Errorf("x = %g: Φ %g, derivative %g, want %g, %g", tc.x, c, d, tc.cdf, tc.deriv)
 		}
 	}
-	if c, d := geluCDF[float32](math.NaN()), geluDeriv[float32](math.NaN()); !math.IsNaN(c) || !math.IsNaN(d) {
+	if c, d := geluCDF32(math.NaN()), geluDeriv32(math.NaN()); !math.IsNaN(c) || !math.IsNaN(d) {
 		t.Errorf("NaN gives %g, %g", c, d)
 	}
 }
