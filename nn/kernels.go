@@ -371,20 +371,57 @@ func quickGELUBackward[T Float](dx, gy, x []T) {
 }
 
 // softmaxRow turns s into softmax(s) in place over its first n entries (max-subtracted) and
-// zeroes the rest (the causally masked keys).
+// zeroes the rest (the causally masked keys). float32 rows use expNonPos, float64 math.Exp.
 func softmaxRow[T Float](s []T, n int) {
 	m := s[0]
 	for _, v := range s[1:n] {
 		m = max(m, v)
 	}
 	var z float64
-	for j := range n {
-		e := math.Exp(float64(s[j] - m))
-		s[j] = T(e)
-		z += e
+	if s32, ok := any(s).([]float32); ok {
+		m32 := float32(m)
+		for j, v := range s32[:n] {
+			e := expNonPos(float64(v - m32))
+			s32[j] = float32(e)
+			z += e
+		}
+	} else {
+		for j := range n {
+			e := math.Exp(float64(s[j] - m))
+			s[j] = T(e)
+			z += e
+		}
 	}
+	inv := 1 / z
 	for j := range n {
-		s[j] = T(float64(s[j]) / z)
+		s[j] = T(float64(s[j]) * inv)
 	}
 	clear(s[n:])
+}
+
+// expTable holds 2^(j/64), j = 0..63, for expNonPos.
+var expTable = func() (t [64]float64) {
+	for j := range t {
+		t[j] = math.Exp2(float64(j) / 64)
+	}
+	return t
+}()
+
+// expNonPos is e^x for x <= 0 (softmax's max-subtracted scores), with relative error below
+// 5e-12: x = (k/64)·ln 2 + r, |r| < ln 2/64, e^x = 2^(k>>6) · 2^((k&63)/64) · e^r, e^r by
+// a degree-4 polynomial. Below −700 it is 0 (float32 underflows long before); NaN stays NaN.
+// About three times faster than math.Exp, and inlined.
+func expNonPos(x float64) float64 {
+	if !(x >= -700) {
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	const ln2by64, inv = 0.6931471805599453 / 64, 64 / 0.6931471805599453
+	k := int(x * inv) // truncated toward 0: r = x − k·ln2/64 is in (−ln2/64, 0]
+	r := x - float64(k)*ln2by64
+	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24))))
+	scale := math.Float64frombits(uint64(k>>6+1023) << 52)
+	return scale * expTable[k&63] * p
 }

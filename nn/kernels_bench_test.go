@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -47,6 +48,40 @@ func BenchmarkGELU(b *testing.B) {
 					dx[i] = gy[i] * float32(c+v*invSqrt2Pi*math.Exp(-0.5*v*v))
 				}
 			})
+		}
+	})
+}
+
+// BenchmarkSoftmax times attention's row softmax over [64·2·65, 65] scores (the tiny vision
+// tower's, one layer) with expNonPos against the same loop on math.Exp.
+func BenchmarkSoftmax(b *testing.B) {
+	const rows, n = 64 * 2 * 65, 65
+	src := randomF32(rows*n, 4)
+	s := make([]float32, len(src))
+	b.Run("expNonPos", func(b *testing.B) {
+		for b.Loop() {
+			copy(s, src)
+			for r := range rows {
+				softmaxRow(s[r*n:(r+1)*n], n)
+			}
+		}
+	})
+	b.Run("math.Exp", func(b *testing.B) {
+		for b.Loop() {
+			copy(s, src)
+			for r := range rows {
+				row := s[r*n : (r+1)*n]
+				m := slices.Max(row)
+				var z float64
+				for j, v := range row {
+					e := math.Exp(float64(v - m))
+					row[j] = float32(e)
+					z += e
+				}
+				for j := range row {
+					row[j] = float32(float64(row[j]) / z)
+				}
+			}
 		}
 	})
 }

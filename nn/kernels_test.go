@@ -52,3 +52,27 @@ func TestGELUFloat32MatchesFloat64(t *testing.T) {
 		}
 	}
 }
+
+// TestExpNonPos bounds expNonPos's relative error against math.Exp over softmax's range and
+// checks its edges.
+func TestExpNonPos(t *testing.T) {
+	worst := 0.0
+	for x := -700.0; x <= 0; x += 0.0007 {
+		worst = max(worst, math.Abs(expNonPos(x)-math.Exp(x))/math.Exp(x))
+	}
+	for x := -1.0; x <= 0; x += 1e-6 {
+		worst = max(worst, math.Abs(expNonPos(x)-math.Exp(x))/math.Exp(x))
+	}
+	if worst > 5e-12 {
+		t.Errorf("relative error %.2g > 5e-12", worst)
+	}
+	t.Logf("worst relative error %.2g", worst)
+	for _, tc := range []struct{ x, want float64 }{{0, 1}, {-701, 0}, {math.Inf(-1), 0}} {
+		if got := expNonPos(tc.x); got != tc.want {
+			t.Errorf("expNonPos(%g) = %g, want %g", tc.x, got, tc.want)
+		}
+	}
+	if !math.IsNaN(expNonPos(math.NaN())) {
+		t.Error("expNonPos(NaN) is not NaN")
+	}
+}
