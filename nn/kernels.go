@@ -192,30 +192,59 @@ func parallelChunks(n int, f func(w, lo, hi int)) {
 	wg.Wait()
 }
 
+// sumBlock is the number of output columns periodicRowSum accumulates at a time, in a
+// float64 array on the stack.
+const sumBlock = 128
+
 // periodicRowSum: out[t] = Σ_b x[b·period+t] for rows of width c (the gradient of a
-// broadcast over the batch: biases with period 1, positional embeddings with period L).
+// broadcast over the batch: biases with period 1, positional embeddings with period L),
+// accumulated in float64, blocks of columns spread over goroutines. It allocates nothing
+// of its own.
 func periodicRowSum[T Float](out, x []T, period, c int) {
-	acc := make([]float64, period*c)
-	for r := 0; r < len(x)/c; r++ {
-		a := acc[(r%period)*c : (r%period+1)*c]
-		for j, v := range x[r*c : (r+1)*c] {
-			a[j] += float64(v)
+	rows := len(x) / c
+	perRow := (c + sumBlock - 1) / sumBlock
+	blocks := period * perRow
+	sum := func(_, i int) {
+		t, j0 := i/perRow, (i%perRow)*sumBlock
+		j1 := min(c, j0+sumBlock)
+		var acc [sumBlock]float64
+		a := acc[:j1-j0]
+		for r := t; r < rows; r += period {
+			for j, v := range x[r*c+j0 : r*c+j1] {
+				a[j] += float64(v)
+			}
+		}
+		for j, v := range a {
+			out[t*c+j0+j] = T(v)
 		}
 	}
-	for i, v := range acc {
-		out[i] = T(v)
+	if len(x) < 1<<16 {
+		for i := range blocks {
+			sum(0, i)
+		}
+		return
 	}
+	parallel(blocks, sum)
 }
 
-// addPeriodic: y[r] = x[r] + b[r mod period] for rows of width c.
+// addPeriodic: y[r] = x[r] + b[r mod period] for rows of width c, rows spread over
+// goroutines when there are many.
 func addPeriodic[T Float](y, x, b []T, period, c int) {
-	for r := 0; r < len(x)/c; r++ {
-		br := b[(r%period)*c : (r%period+1)*c]
-		xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
-		for j := range xr {
-			yr[j] = xr[j] + br[j]
+	add := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			br := b[(r%period)*c : (r%period+1)*c]
+			xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
+			for j := range xr {
+				yr[j] = xr[j] + br[j]
+			}
 		}
 	}
+	rows := len(x) / c
+	if len(x) < 1<<16 {
+		add(0, rows)
+		return
+	}
+	parallelRows(rows, add)
 }
 
 const invSqrt2, invSqrt2Pi = 0.7071067811865476, 0.3989422804014327

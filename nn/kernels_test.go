@@ -76,3 +76,22 @@ func TestExpNonPos(t *testing.T) {
 		t.Error("expNonPos(NaN) is not NaN")
 	}
 }
+
+// TestPeriodicRowSum compares the blocked, parallel sum with a plain float64 loop, on sizes
+// that take the serial and the parallel path, widths that are not a multiple of the block.
+func TestPeriodicRowSum(t *testing.T) {
+	for _, tc := range []struct{ rows, period, c int }{{6, 1, 5}, {6, 3, 5}, {600, 1, 300}, {777, 7, 129}, {64 * 77, 77, 256}} {
+		x := randomF32(tc.rows*tc.c, uint64(tc.c))
+		got := make([]float32, tc.period*tc.c)
+		periodicRowSum(got, x, tc.period, tc.c)
+		for i := range got {
+			var want float64
+			for r := i / tc.c; r < tc.rows; r += tc.period {
+				want += float64(x[r*tc.c+i%tc.c])
+			}
+			if got[i] != float32(want) {
+				t.Fatalf("%+v: out[%d] = %g, want %g", tc, i, got[i], want)
+			}
+		}
+	}
+}

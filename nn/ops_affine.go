@@ -83,9 +83,17 @@ func affine[T Float](x, w, b, resid *G.Node) (*G.Node, error) {
 	})
 }
 
-// fillRows writes b into every row of y (rows of width c).
+// fillRows writes b into every row of y (rows of width c), rows spread over goroutines when
+// there are many.
 func fillRows[T Float](y, b []T, c int) {
-	for r := 0; r < len(y)/c; r++ {
-		copy(y[r*c:(r+1)*c], b)
+	fill := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(y[r*c:(r+1)*c], b)
+		}
 	}
+	if len(y) < 1<<16 {
+		fill(0, len(y)/c)
+		return
+	}
+	parallelRows(len(y)/c, fill)
 }
