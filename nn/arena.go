@@ -76,11 +76,13 @@ func ShareBuffers(g *G.ExprGraph, keep G.Nodes) (before, after int, err error) {
 			after += 4 * size
 			continue
 		}
-		// The smallest free slab that fits; else the largest free one, grown; else a new one.
+		// The smallest free slab that fits without wasting half of it (a small gradient read
+		// only at the end of the step must not pin a large slab); else the largest smaller
+		// free one, grown; else a new one.
 		var best, grow *slab
 		for _, s := range slabs {
 			switch {
-			case s.freeAfter >= i:
+			case s.freeAfter >= i || len(s.buf) > 2*size:
 			case len(s.buf) >= size && (best == nil || len(s.buf) < len(best.buf)):
 				best = s
 			case len(s.buf) < size && (grow == nil || len(s.buf) > len(grow.buf)):
