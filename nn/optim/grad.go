@@ -56,14 +56,28 @@ func ClipGradNorm(params []*nn.Param, maxNorm float64) float64 {
 // name of the first param holding a NaN or Inf, so the trainer can skip the step and log why.
 func GradsFinite(params []*nn.Param) (ok bool, name string) {
 	for _, p := range params {
-		for _, g := range p.Grad {
-			// g-g is 0 for finite g and NaN for ±Inf and NaN: one compare per element.
-			if g-g != 0 {
-				return false, p.Name
-			}
+		if !finite(p.Grad) {
+			return false, p.Name
 		}
 	}
 	return true, ""
+}
+
+// finite reports whether every element of g is finite: g−g is 0 for finite g and NaN for
+// ±Inf and NaN, and NaN survives any sum, so four branch-free accumulators decide it.
+func finite(g []float32) bool {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(g); i += 4 {
+		s0 += g[i] - g[i]
+		s1 += g[i+1] - g[i+1]
+		s2 += g[i+2] - g[i+2]
+		s3 += g[i+3] - g[i+3]
+	}
+	for ; i < len(g); i++ {
+		s0 += g[i] - g[i]
+	}
+	return s0+s1+s2+s3 == 0
 }
 
 // ZeroGrads sets every gradient to 0 (before accumulating a new step).

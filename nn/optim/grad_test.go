@@ -36,6 +36,11 @@ func TestGradNormAndClip(t *testing.T) {
 		{"inf left alone", [][]float32{{1}, {2, inf}}, 1, math.Inf(1), []float32{1, 2, inf}, false, "b"},
 		{"NaN left alone", [][]float32{{nan}, {2}}, 1, math.NaN(), []float32{nan, 2}, false, "a"},
 		{"-inf", [][]float32{{1}, {2}, {-inf}}, 1, math.Inf(1), []float32{1, 2, -inf}, false, "c"},
+		{"inf inside a long gradient", [][]float32{{1, 2, 3, 4, 5}, {0, 0, 0, 0, 0, inf, 0, 0, 0}}, 1, math.Inf(1),
+			[]float32{1, 2, 3, 4, 5, 0, 0, 0, 0, 0, inf, 0, 0, 0}, false, "b"},
+		{"largest finite values", [][]float32{{math.MaxFloat32, -math.MaxFloat32, math.MaxFloat32, 1, 1}}, 1e39,
+			math.Sqrt(3*float64(math.MaxFloat32)*float64(math.MaxFloat32) + 2),
+			[]float32{math.MaxFloat32, -math.MaxFloat32, math.MaxFloat32, 1, 1}, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := gradParams(tc.grads...)
