@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // ShareBuffers lets kernel outputs whose lifetimes do not overlap share memory, as a
@@ -100,7 +99,7 @@ func ShareBuffers(g *G.ExprGraph, keep G.Nodes) (before, after int, err error) {
 			after += 4 * size
 		}
 		best.freeAfter = last[n]
-		op.out = tensor.New(tensor.WithBacking(best.buf[:size]), tensor.WithShape(op.out.Shape()...))
+		op.setOut(best.buf[:size])
 	}
 	return before, after, nil
 }

@@ -38,6 +38,9 @@ type kernelOp[T Float] struct {
 	grad  gradFunc
 	// persistent kernels rely on their output buffer between runs (ShareBuffers leaves it).
 	persistent bool
+	outData    []T       // out's buffer
+	in         [][]T     // Do's scratch (an op never runs concurrently with itself): input slices
+	inVals     []G.Value // and the values they were taken from
 }
 
 // markPersistent flags n's kernel as relying on its output buffer between runs.
@@ -68,7 +71,7 @@ func apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []
 		types = append(types, dt)
 	} else {
 		types = append(types, G.TensorType{Dims: len(shape), Of: dt})
-		op.out = tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+		op.setOut(make([]T, shape.TotalSize()))
 	}
 	op.typ = hm.NewFnType(types...)
 	out, err := G.ApplyOp(op, in...)
@@ -76,6 +79,12 @@ func apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+// setOut makes buf (of the output's size) the op's output buffer.
+func (o *kernelOp[T]) setOut(buf []T) {
+	o.out = tensor.New(tensor.WithBacking(buf), tensor.WithShape(o.shape...))
+	o.outData = buf
 }
 
 func dtypeOf[T Float]() tensor.Dtype {
@@ -112,13 +121,22 @@ func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != len(o.diff) {
 		return nil, fmt.Errorf("%s: %d inputs, want %d", o.name, len(vals), len(o.diff))
 	}
-	in := make([][]T, len(vals))
+	if len(o.in) != len(vals) {
+		o.in, o.inVals = make([][]T, len(vals)), make([]G.Value, len(vals))
+	}
+	in := o.in
 	for i, v := range vals {
+		// A tensor that was here last run has the same buffer (kernel outputs, parameters and
+		// gorgonia's preallocated registers keep theirs): its slice is reused, which spares
+		// tensor's reflection-built Data() and its allocations.
+		if t, ok := v.(*tensor.Dense); ok && v == o.inVals[i] && len(in[i]) == t.DataSize() {
+			continue
+		}
 		d, err := values[T](v)
 		if err != nil {
 			return nil, fmt.Errorf("%s input %d: %w", o.name, i, err)
 		}
-		in[i] = d
+		in[i], o.inVals[i] = d, v
 	}
 	if o.out == nil {
 		var s [1]T
@@ -130,7 +148,7 @@ func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
 			return G.NewF64(v), nil
 		}
 	}
-	o.run(o.out.Data().([]T), in)
+	o.run(o.outData, in)
 	return o.out, nil
 }
 
