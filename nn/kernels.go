@@ -60,16 +60,20 @@ func parallel(n int, f func(w, i int)) {
 		}
 		return
 	}
+	work := func(w int) {
+		for i := w; i < n; i += workers {
+			f(w, i)
+		}
+	}
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w := 1; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += workers {
-				f(w, i)
-			}
+			work(w)
 		}()
 	}
+	work(0) // the caller is worker 0
 	wg.Wait()
 }
 
@@ -182,13 +186,14 @@ func parallelChunks(n int, f func(w, lo, hi int)) {
 	}
 	var wg sync.WaitGroup
 	step := (n + workers - 1) / workers
-	for w, lo := 0, 0; lo < n; w, lo = w+1, lo+step {
+	for w, lo := 1, step; lo < n; w, lo = w+1, lo+step {
 		wg.Add(1)
 		go func(w, lo, hi int) {
 			defer wg.Done()
 			f(w, lo, hi)
 		}(w, lo, min(n, lo+step))
 	}
+	f(0, 0, min(n, step)) // the caller takes the first chunk
 	wg.Wait()
 }
 
