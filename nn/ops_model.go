@@ -367,9 +367,19 @@ func store[T Float](x *G.Node, dst any) (*G.Node, error) {
 		return nil, fmt.Errorf("store %s: destination %T of length %d for shape %v", x.Name(), dst, lenOf(dst), x.Shape())
 	}
 	return apply("store", nil, G.Nodes{x}, func(y []T, in [][]T) {
-		copy(d, in[0])
+		parallelCopy(d, in[0])
 		y[0] = 0
 	}, nil)
+}
+
+// parallelCopy is copy(dst, src) spread over goroutines when large (the token embedding's
+// gradient is 12.6 M values at the full vocabulary).
+func parallelCopy[T Float](dst, src []T) {
+	if len(src) < 1<<18 {
+		copy(dst, src)
+		return
+	}
+	parallelRows(len(src), func(lo, hi int) { copy(dst[lo:hi], src[lo:hi]) })
 }
 
 func lenOf(v any) int {
