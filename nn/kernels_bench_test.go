@@ -85,3 +85,57 @@ func BenchmarkSoftmax(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLayerNormBackward times the layer norm's backward pass at the small preset's text
+// shape ([128·77, 256]): the fused pass (statistics kept from the forward pass, gain and
+// shift gradients summed on the way) against three passes that recompute the statistics, as
+// the kernels did before.
+func BenchmarkLayerNormBackward(b *testing.B) {
+	const rows, c = 128 * 77, 256
+	x, gy, gamma := randomF32(rows*c, 1), randomF32(rows*c, 2), randomF32(c, 3)
+	beta := make([]float32, c)
+	y, dx, dg, db := make([]float32, rows*c), make([]float32, rows*c), make([]float32, c), make([]float32, c)
+	b.Run("fused", func(b *testing.B) {
+		ln := &lnState[float32]{c: c, eps: LayerNormEps}
+		ln.forward(y, x, gamma, beta)
+		for b.Loop() {
+			ln.backward(dx, x, gamma, gy)
+			ln.reduce(dg, 0)
+			ln.reduce(db, c)
+		}
+	})
+	b.Run("three-pass", func(b *testing.B) {
+		for b.Loop() {
+			parallelRows(rows, func(lo, hi int) {
+				for r := lo; r < hi; r++ {
+					xr, gr, dr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
+					mean, rstd := rowStats(xr, LayerNormEps)
+					var m1, m2 float64
+					for j, v := range xr {
+						g := float64(gr[j]) * float64(gamma[j])
+						m1 += g
+						m2 += g * (float64(v) - mean) * rstd
+					}
+					m1 /= c
+					m2 /= c
+					for j, v := range xr {
+						xh := (float64(v) - mean) * rstd
+						dr[j] = float32(rstd * (float64(gr[j])*float64(gamma[j]) - m1 - xh*m2))
+					}
+				}
+			})
+			acc := make([]float64, c)
+			for r := range rows {
+				xr, gr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c]
+				mean, rstd := rowStats(xr, LayerNormEps)
+				for j, v := range xr {
+					acc[j] += float64(gr[j]) * (float64(v) - mean) * rstd
+				}
+			}
+			for j, v := range acc {
+				dg[j] = float32(v)
+			}
+			periodicRowSum(db, gy, 1, c)
+		}
+	})
+}
