@@ -90,9 +90,12 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 	badInARow := 0
 	for ; t.step < cfg.Train.Steps; t.step++ {
 		step := t.step
+		epoch, position := t.epoch, t.position
 		loss, err := t.forwardBackward(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
+				// The step did not happen: its checkpoint resumes the data where the step began.
+				t.epoch, t.position = epoch, position
 				return t.sum, interrupted(t.save(step), step, t.sum.Checkpoint)
 			}
 			return t.sum, fmt.Errorf("step %d: %w", step, err)
