@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -110,11 +111,21 @@ func (p *Pipeline) fail(err error) {
 // the parent was cancelled (a stage failure has already been recorded otherwise).
 func (p *Pipeline) cause() error { return context.Cause(p.ctx) }
 
+// ErrPanic is wrapped by the error of a stage whose function panicked: the panic is
+// recovered, the pipeline shuts down cleanly, and the message carries the panic value and the
+// stack, instead of a crash of the whole process from a worker goroutine.
+var ErrPanic = errors.New("pipeline: stage panicked")
+
 // run starts fn as a goroutine of stage c; its error, if any, fails the pipeline.
 func (p *Pipeline) run(c *counters, fn func() error) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				p.fail(c.wrap(-1, fmt.Errorf("%w: %v\n%s", ErrPanic, r, debug.Stack())))
+			}
+		}()
 		if err := fn(); err != nil {
 			p.fail(c.wrap(-1, err))
 		}
