@@ -9,12 +9,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
+	defer func() {
+		// A panic is a bug of clipgo's, never the user's input: say so in one line, and keep
+		// the stack for the report.
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "clipgo: internal error (a bug; please report it with the command line): %v\n%s", r, debug.Stack())
+			os.Exit(2)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
