@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -463,6 +464,9 @@ func inBatchTop1(logits []float32, B int) (i2t, t2i float64) {
 // splitFiles returns the shard files of one split of a prepared dataset.
 func splitFiles(dir, split string) ([]string, error) {
 	m, err := shard.ReadManifest(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (no prepared dataset at %s: make it with clipgo prepare, or make data for the demo)", err, dir)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func LoadModelPreset(name string, dst *fusion.Config) error {
 // readRecipe reads a recipe from a file, or from the embedded configs/train when recipe is a
 // bare name that is not a file.
 func readRecipe(recipe string) (raw []byte, name string, err error) {
-	if _, statErr := os.Stat(recipe); statErr == nil || filepath.Ext(recipe) != "" {
+	if st, statErr := os.Stat(recipe); (statErr == nil && st.Mode().IsRegular()) || filepath.Ext(recipe) != "" {
 		raw, err = config.ReadFile(nil, recipe)
 		return raw, recipe, err
 	}

@@ -88,3 +88,16 @@ func TestPretrainConfigErrorsNameTheKey(t *testing.T) {
 		t.Errorf("unknown recipe: %v", err)
 	}
 }
+
+// TestRecipeNameIsNotADirectory: a directory that happens to bear a recipe's name (a dataset
+// called "demo") does not hide the built-in recipe.
+func TestRecipeNameIsNotADirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "demo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if _, err := LoadPretrainConfig("demo", nil); err != nil {
+		t.Fatalf("built-in recipe beside a directory named demo: %v", err)
+	}
+}
