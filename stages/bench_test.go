@@ -111,6 +111,9 @@ func TestBench(t *testing.T) {
 	if math.Abs(res.SamplesPerSec-4/res.StepMedian) > 0.01*res.SamplesPerSec+0.01 {
 		t.Errorf("samples/s %v for step %v", res.SamplesPerSec, res.StepMedian)
 	}
+	if len(res.SgemmRuns) != 2 || res.SgemmGFLOPS != max(res.SgemmRuns[0], res.SgemmRuns[1]) {
+		t.Errorf("ceiling %v from runs %v, want the higher of two", res.SgemmGFLOPS, res.SgemmRuns)
+	}
 	if !(res.SgemmGFLOPS > 0 && res.MFU > 0 && res.GFLOPS > 0 && res.PeakRSSMiB > 0) {
 		t.Errorf("ceiling %v, mfu %v, gflops %v, rss %v", res.SgemmGFLOPS, res.MFU, res.GFLOPS, res.PeakRSSMiB)
 	}
