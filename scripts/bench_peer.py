@@ -61,14 +61,17 @@ def main():
         go_rss, ref_rss = med("go", lambda o: o["wait4_peak_rss_mib"]), med("ref", lambda o: o["wait4_peak_rss_mib"])
         rows.append((preset, go_sps, ref_sps, go_sps / ref_sps,
                      med("go", lambda o: o["mfu"]), med("ref", lambda o: o["achieved_gflops"]) / ceil["gflops_median"],
-                     go_rss, ref_rss, go_rss / ref_rss))
+                     go_rss, ref_rss, go_rss / ref_rss,
+                     med("go", lambda o: o["achieved_gflops"]) / ceil["gflops_median"]))
     print("\n%d rounds each, A B alternating, %d threads; medians" % (a.rounds, a.threads))
-    hdr = ("preset", "clipgo samples/s", "reference samples/s", "ratio", "clipgo MFU", "reference MFU",
-           "clipgo peak RSS MiB", "reference peak RSS MiB", "RSS ratio")
+    hdr = ("preset", "clipgo samples/s", "reference samples/s", "ratio", "clipgo MFU (own peak)",
+           "clipgo MFU (torch peak)", "reference MFU (torch peak)", "clipgo peak RSS MiB", "reference peak RSS MiB",
+           "RSS ratio")
+    print("torch sgemm peak (n=1024, %d threads): %.1f GFLOP/s" % (a.threads, ceil["gflops_median"]))
     print(" | ".join(hdr))
     for row in rows:
-        print("%s | %.1f | %.1f | %.2fx | %.1f%% | %.1f%% | %.0f | %.0f | %.2fx" % (
-            row[0], row[1], row[2], row[3], 100 * row[4], 100 * row[5], row[6], row[7], row[8]))
+        print("%s | %.1f | %.1f | %.2fx | %.1f%% | %.1f%% | %.1f%% | %.0f | %.0f | %.2fx" % (
+            row[0], row[1], row[2], row[3], 100 * row[4], 100 * row[9], 100 * row[5], row[6], row[7], row[8]))
 
 
 if __name__ == "__main__":
