@@ -214,7 +214,19 @@ func periodicRowSum[T Float](out, x []T, period, c int) {
 		j1 := min(c, j0+sumBlock)
 		var acc [sumBlock]float64
 		a := acc[:j1-j0]
-		for r := t; r < rows; r += period {
+		r := t
+		// Four rows at a time: one accumulator update per four values.
+		for ; r+3*period < rows; r += 4 * period {
+			x0 := x[r*c+j0 : r*c+j1]
+			x1 := x[(r+period)*c+j0 : (r+period)*c+j1][:len(x0)]
+			x2 := x[(r+2*period)*c+j0 : (r+2*period)*c+j1][:len(x0)]
+			x3 := x[(r+3*period)*c+j0 : (r+3*period)*c+j1][:len(x0)]
+			a := a[:len(x0)]
+			for j, v := range x0 {
+				a[j] += (float64(v) + float64(x1[j])) + (float64(x2[j]) + float64(x3[j]))
+			}
+		}
+		for ; r < rows; r += period {
 			for j, v := range x[r*c+j0 : r*c+j1] {
 				a[j] += float64(v)
 			}

@@ -139,3 +139,14 @@ func BenchmarkLayerNormBackward(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkBiasGrad times the bias gradient (a column sum) of the small preset's c_fc
+// output, [128·77, 1024].
+func BenchmarkBiasGrad(b *testing.B) {
+	const rows, c = 128 * 77, 1024
+	x, out := randomF32(rows*c, 5), make([]float32, c)
+	b.SetBytes(4 * rows * c)
+	for b.Loop() {
+		periodicRowSum(out, x, 1, c)
+	}
+}
