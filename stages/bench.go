@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/config"
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/nn/optim"
 )
@@ -31,6 +32,10 @@ type BenchOptions struct {
 	Seed        int64  // model init; data from Seed+1
 	PeakN       int    // size of the n×n sgemm that measures the ceiling (1024); < 0 skips it
 	LR          float64
+	// Sets override model sizes by their model.* keys without the prefix
+	// ("text.vocab_size=49408"), to time a recipe's model (e.g. the demo's) on the same
+	// footing as the reference's presets.
+	Sets []string
 }
 
 // benchDefaults are the reference's per-preset batch, timed and warm-up steps.
@@ -89,6 +94,14 @@ func Bench(ctx context.Context, opts BenchOptions) (BenchResult, error) {
 	}
 	var cfg fusion.Config
 	if err := LoadModelPreset(opts.Preset, &cfg); err != nil {
+		return BenchResult{}, fmt.Errorf("bench: %w", err)
+	}
+	for _, set := range opts.Sets {
+		if err := config.Set(&cfg, set); err != nil {
+			return BenchResult{}, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
 		return BenchResult{}, fmt.Errorf("bench: %w", err)
 	}
 	if opts.Threads < 0 || opts.Steps < 0 || opts.Batch < 0 || opts.DataBatches < 0 {

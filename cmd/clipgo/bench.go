@@ -54,6 +54,7 @@ optimiser's goroutines (OpenBLAS itself runs single-threaded).`,
 	f.IntVar(&opts.DataBatches, "data-batches", opts.DataBatches, "distinct random batches, cycled")
 	f.Int64Var(&opts.Seed, "seed", 0, "model init seed (data from seed+1)")
 	f.IntVar(&opts.PeakN, "sgemm-n", 0, "size n of the n×n×n sgemm that measures the ceiling (0: 1024, -1: skip)")
+	f.StringArrayVar(&opts.Sets, "set", nil, "override a model size: --set text.vocab_size=49408 (repeatable)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to this file")
 	return cmd
 }
