@@ -26,6 +26,7 @@ import (
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/atomicfile"
 	"github.com/clipgo/clipgo/internal/progress"
 )
 
@@ -302,7 +303,7 @@ func indexSchema(dim int, images bool) *arrow.Schema {
 // into place on commit.
 type indexWriter struct {
 	path    string
-	tmp     *os.File
+	tmp     *atomicfile.File
 	fw      *pqarrow.FileWriter
 	b       *array.RecordBuilder
 	dim     int
@@ -321,7 +322,7 @@ func newIndexWriter(path string, dim int, images bool, classes []string) (*index
 			return nil, err
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
@@ -338,8 +339,7 @@ func newIndexWriter(path string, dim int, images bool, classes []string) (*index
 	)
 	fw, err := pqarrow.NewFileWriter(sc, indexSink{tmp}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		tmp.Abort()
 		return nil, err
 	}
 	return &indexWriter{path: path, tmp: tmp, fw: fw, b: array.NewRecordBuilder(memory.DefaultAllocator, sc),
@@ -403,31 +403,19 @@ func (w *indexWriter) write(split string, batch []shard.Sample, img, txt []float
 func (w *indexWriter) commit() (int64, error) {
 	w.done = true
 	w.b.Release()
-	err := w.fw.Close()
-	if err == nil {
-		err = w.tmp.Chmod(0o644) // CreateTemp makes it 0600; an index is meant to be shared
-	}
-	if err == nil {
-		err = w.tmp.Sync()
-	}
-	var size int64
-	if err == nil {
-		var st os.FileInfo
-		if st, err = w.tmp.Stat(); err == nil {
-			size = st.Size()
-		}
-	}
-	if cerr := w.tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.tmp.Name(), w.path)
-	}
-	if err != nil {
-		os.Remove(w.tmp.Name())
+	if err := w.fw.Close(); err != nil {
+		w.tmp.Abort()
 		return 0, fmt.Errorf("write %s: %w", w.path, err)
 	}
-	return size, nil
+	st, err := w.tmp.Stat()
+	if err != nil {
+		w.tmp.Abort()
+		return 0, fmt.Errorf("write %s: %w", w.path, err)
+	}
+	if err := w.tmp.Commit(); err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 // abort discards the temporary file unless commit ran.
@@ -438,6 +426,5 @@ func (w *indexWriter) abort() {
 	w.done = true
 	w.b.Release()
 	w.fw.Close()
-	w.tmp.Close()
-	os.Remove(w.tmp.Name())
+	w.tmp.Abort()
 }

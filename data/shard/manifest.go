@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
 )
 
 // SchemaVersion is the version of the dataset layout and Record schema this package writes
@@ -168,28 +170,5 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	return &m, nil
 }
 
-// writeFileAtomic writes b to a temporary file beside path, syncs it and renames it into place.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+// writeFileAtomic writes b to path whole or not at all (internal/atomicfile).
+func writeFileAtomic(path string, b []byte) error { return atomicfile.WriteFile(path, b) }

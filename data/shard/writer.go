@@ -1,13 +1,14 @@
 package shard
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
 )
 
 // Writer defaults.
@@ -160,7 +161,7 @@ func writerOptions() []parquet.WriterOption {
 // shardFile is one shard being written to a temporary file beside its final path.
 type shardFile struct {
 	path    string
-	tmp     *os.File
+	tmp     *atomicfile.File
 	cw      *countingWriter
 	pw      *parquet.GenericWriter[Record]
 	rgRows  int
@@ -170,7 +171,7 @@ type shardFile struct {
 }
 
 func createShard(path string, rowGroupRows int) (*shardFile, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", path, err)
 	}
@@ -210,47 +211,18 @@ func (f *shardFile) write(r Record) error {
 func (f *shardFile) size() int64 { return f.pw.Size() }
 
 func (f *shardFile) close() (ShardInfo, error) {
-	err := f.pw.Close()
-	if err == nil {
-		err = f.tmp.Sync()
-	}
-	if cerr := f.tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.tmp.Name(), f.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(f.path))
-	}
-	if err != nil {
-		os.Remove(f.tmp.Name())
+	if err := f.pw.Close(); err != nil {
+		f.tmp.Abort()
 		return ShardInfo{}, fmt.Errorf("shard %s: %w", f.path, err)
+	}
+	if err := f.tmp.Commit(); err != nil {
+		return ShardInfo{}, fmt.Errorf("shard: %w", err)
 	}
 	f.info.Bytes = f.cw.n
 	return f.info, nil
 }
 
-func (f *shardFile) abort() {
-	f.tmp.Close()
-	os.Remove(f.tmp.Name())
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, os.ErrInvalid) { // some file systems cannot sync directories
-		return nil
-	}
-	return err
-}
+func (f *shardFile) abort() { f.tmp.Abort() }
 
 type countingWriter struct {
 	w io.Writer

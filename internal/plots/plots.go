@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -15,6 +13,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
 )
 
 // Size limits: a figure is drawn in memory before it is written, so the inputs are bounded.
@@ -181,25 +181,17 @@ func newCanvas(w, h int) *vgimg.Canvas {
 
 // writePNG encodes the canvas into path through a temporary file, so that a reader never sees
 // half a picture.
-func writePNG(path string, c *vgimg.Canvas) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+func writePNG(path string, c *vgimg.Canvas) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	_, err = vgimg.PngCanvas{Canvas: c}.WriteTo(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
+		f.Abort()
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // tempFile is what atomicWrite needs of the temporary file; tests substitute one that fails
-// as a full disk does.
+// as a full disk does. That seam is why checkpoints keep their own atomic write instead of
+// internal/atomicfile, which the other writers share.
 type tempFile interface {
 	io.Writer
 	Sync() error
