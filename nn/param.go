@@ -3,6 +3,8 @@
 // gorgonia with custom ops where gorgonia's are missing, wrong or slow.
 package nn
 
+import "strings"
+
 // Param is one learnable tensor, named as open_clip's state_dict names it
 // ("visual.transformer.resblocks.0.attn.in_proj_weight"), so that checkpoints load into
 // open_clip and into the PyTorch reference without renaming. Value and Grad are flat row-major
@@ -33,18 +35,9 @@ func DecayByName(name string, shape []int) bool {
 		return false
 	}
 	for _, s := range []string{"bn", "ln", "bias", "logit_scale"} {
-		if contains(name, s) {
+		if strings.Contains(name, s) {
 			return false
 		}
 	}
 	return true
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
