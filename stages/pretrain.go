@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,10 @@ type PretrainOptions struct {
 	// StopAt, when positive, ends this invocation after that step with a checkpoint, as an
 	// interruption would: a long run fits into time slots, resumed with Resume "latest".
 	StopAt int64
+	// SampleLog, when set, names a JSON-lines file that gets one record per training sample
+	// consumed, {"step","epoch","key"}, written as each step ends: an audit of what the
+	// model saw (on a resume, the records past the checkpoint are dropped, as in the metrics).
+	SampleLog string
 }
 
 // PretrainSummary is what a run did.
@@ -100,6 +105,9 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 				return t.sum, interrupted(t.save(step), step, t.sum.Checkpoint)
 			}
 			return t.sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		if err := t.logSamples(step + 1); err != nil {
+			return t.sum, err
 		}
 		if finite, bad := optim.GradsFinite(t.params); !finite || math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 			badInARow++
@@ -189,6 +197,8 @@ type trainer struct {
 	train   *loader.Loader
 	ep      *loader.Epoch
 	metrics *metricsLog
+	samples *metricsLog // opts.SampleLog, or nil
+	seen    []seenSample
 	cfgJSON string
 
 	valFiles []string
@@ -260,6 +270,11 @@ func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 	if t.metrics, err = openMetrics(filepath.Join(opts.RunDir, MetricsName), t.step); err != nil {
 		return t, err
 	}
+	if opts.SampleLog != "" {
+		if t.samples, err = openMetrics(opts.SampleLog, t.step); err != nil {
+			return t, fmt.Errorf("sample log: %w", err)
+		}
+	}
 	if t.tok, err = text.NewTokenizer(); err != nil {
 		return t, err
 	}
@@ -321,11 +336,17 @@ func (t *trainer) nextBatch(ctx context.Context) (*loader.Batch, error) {
 // pairs (as open_clip without --accum-freq's feature cache).
 func (t *trainer) forwardBackward(ctx context.Context) (float32, error) {
 	k := max(t.cfg.Train.AccumSteps, 1)
+	t.seen = t.seen[:0]
 	var total float64
 	for micro := 0; micro < k; micro++ {
 		b, err := t.nextBatch(ctx)
 		if err != nil {
 			return 0, err
+		}
+		if t.samples != nil {
+			for _, k := range b.Keys {
+				t.seen = append(t.seen, seenSample{epoch: b.Epoch, key: k})
+			}
 		}
 		loss, err := t.model.Step(b.Images, b.Tokens)
 		b.Release()
@@ -354,6 +375,31 @@ func (t *trainer) forwardBackward(ctx context.Context) (float32, error) {
 	return float32(total / float64(k)), nil
 }
 
+// seenSample is one sample a step consumed, for the sample log.
+type seenSample struct {
+	epoch int
+	key   string
+}
+
+// logSamples writes the samples of the step that just ended to the sample log.
+func (t *trainer) logSamples(step int64) error {
+	defer func() { t.seen = t.seen[:0] }()
+	if t.samples == nil {
+		return nil
+	}
+	var buf bytes.Buffer // one write per step: a kill tears at most the step's last line
+	enc := json.NewEncoder(&buf)
+	for _, s := range t.seen {
+		if err := enc.Encode(map[string]any{"step": step, "epoch": s.epoch, "key": s.key}); err != nil {
+			return err
+		}
+	}
+	if _, err := t.samples.f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("sample log: %w", err)
+	}
+	return nil
+}
+
 // save writes a checkpoint after step steps and prunes old ones.
 func (t *trainer) save(step int64) error {
 	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), checkpoint.Meta{
@@ -376,6 +422,9 @@ func (t *trainer) close() {
 	}
 	if t.metrics != nil {
 		t.metrics.Close()
+	}
+	if t.samples != nil {
+		t.samples.Close()
 	}
 	if t.model != nil {
 		t.model.Close()

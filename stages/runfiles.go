@@ -31,7 +31,9 @@ func truncateMetrics(path string, step int64) error {
 		var rec struct {
 			Step *int64 `json:"step"`
 		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Step != nil && *rec.Step > step {
+		// A line that does not parse was torn by a killed process: dropped with the steps
+		// after the checkpoint, so that the log stays one JSON object per line.
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || (rec.Step != nil && *rec.Step > step) {
 			continue
 		}
 		kept.Write(sc.Bytes())

@@ -12,7 +12,7 @@ import (
 
 func newPretrainCmd() *cobra.Command {
 	var (
-		recipe, out, resume string
+		recipe, out, resume, sampleLog string
 		sets                []string
 		stopAt              int64
 	)
@@ -31,7 +31,7 @@ at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where 
 			if err != nil {
 				return err
 			}
-			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume, StopAt: stopAt}, logger(), os.Stderr)
+			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume, StopAt: stopAt, SampleLog: sampleLog}, logger(), os.Stderr)
 			if errors.Is(err, stages.ErrInterrupted) {
 				fmt.Fprintln(os.Stderr, "clipgo:", err)
 				os.Exit(130)
@@ -61,5 +61,6 @@ at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where 
 	f.StringArrayVar(&sets, "set", nil, "override a config key: --set train.steps=100 (repeatable)")
 	f.StringVar(&resume, "resume", "", `continue a run: "latest", a checkpoint path, or "auto" (latest when RUN_DIR has one, else start)`)
 	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest)")
+	f.StringVar(&sampleLog, "sample-log", "", "append one JSON line per training sample consumed (step, epoch, key) to this file: an audit of what the model saw")
 	return cmd
 }
