@@ -13,8 +13,8 @@ import (
 func newPretrainCmd() *cobra.Command {
 	var (
 		recipe, out, resume, sampleLog string
-		sets                []string
-		stopAt              int64
+		sets                           []string
+		stopAt                         int64
 	)
 	cmd := &cobra.Command{
 		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--resume latest]",
