@@ -60,6 +60,9 @@ func TestBadInput(t *testing.T) {
 		{"image over the limit", good[0], nil, Limits{MaxValueBytes: 50}, "exceeds the limit of 50"},
 		{"row group over the row limit", good[0], nil, Limits{MaxRowGroupRows: 4}, "8 rows exceed the limit of 4"},
 		{"too many captions", good[0], nil, Limits{MaxCaptions: 2}, "more than 2 captions"},
+		{"row over the byte limit", good[0], nil, Limits{MaxRowBytes: 300}, "bytes exceeds the limit of 300"},
+		{"row group over the byte limit", good[0], nil, Limits{MaxRowGroupBytes: 1000}, "in the projected columns exceed the limit of 1000"},
+		{"footer over the limit", good[0], nil, Limits{MaxFooterBytes: 100}, "exceeds the limit of 100"},
 		{"missing file", filepath.Join(dir, "nope.parquet"), nil, Limits{}, "no such file"},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -383,6 +384,30 @@ func checkFooter(r io.ReaderAt, size, footer int64) error {
 	}
 	if err := checkThriftStruct(r, size-8-footer, size-8); err != nil {
 		return fmt.Errorf("%w: footer: %w", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// checkRowCounts refuses a footer whose row groups hold more than lim.MaxRowGroupRows rows
+// each, or whose counts overflow when added. NewPlan sizes per-row skip marks and sample
+// counts from these numbers before readRowGroup's own check runs, and a crafted count of
+// 2^40 rows would make that allocation fail fatally. openParquet calls it with the footer.
+func checkRowCounts(md *format.FileMetaData, lim Limits) error {
+	var rows int64
+	for i, rg := range md.RowGroups {
+		if rg.NumRows < 0 {
+			return fmt.Errorf("%w: row group %d has %d rows", ErrCorrupt, i, rg.NumRows)
+		}
+		if rg.NumRows > lim.MaxRowGroupRows {
+			return fmt.Errorf("row group %d: %d rows exceed the limit of %d", i, rg.NumRows, lim.MaxRowGroupRows)
+		}
+		if rows > math.MaxInt64-rg.NumRows {
+			return fmt.Errorf("%w: row counts overflow int64 at row group %d", ErrCorrupt, i)
+		}
+		rows += rg.NumRows
+	}
+	if rows != md.NumRows {
+		return fmt.Errorf("%w: row groups hold %d rows, the footer says %d", ErrCorrupt, rows, md.NumRows)
 	}
 	return nil
 }

@@ -431,3 +431,70 @@ func FuzzCheckChunkPages(f *testing.F) {
 		_ = checkFooter(bytes.NewReader(file), int64(len(file)), int64(len(pages)))
 	})
 }
+
+func TestCheckRowCounts(t *testing.T) {
+	lim := Limits{MaxRowGroupRows: 100}.withDefaults()
+	groups := func(rows ...int64) *format.FileMetaData {
+		md := &format.FileMetaData{}
+		for _, r := range rows {
+			md.RowGroups = append(md.RowGroups, format.RowGroup{NumRows: r})
+			md.NumRows += r
+		}
+		return md
+	}
+	for _, tc := range []struct {
+		name string
+		md   *format.FileMetaData
+		want string // "" accepts
+	}{
+		{"two groups", groups(100, 3), ""},
+		{"no groups", groups(), ""},
+		{"group over the limit", groups(3, 101), "row group 1: 101 rows exceed the limit of 100"},
+		{"2^40 rows", groups(1 << 40), "exceed the limit"},
+		{"negative rows", groups(5, -1), "row group 1 has -1 rows"},
+		{"sum differs", &format.FileMetaData{NumRows: 7, RowGroups: []format.RowGroup{{NumRows: 3}}}, "hold 3 rows, the footer says 7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkRowCounts(tc.md, lim)
+			if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	overflow := &format.FileMetaData{RowGroups: []format.RowGroup{{NumRows: math.MaxInt64}, {NumRows: math.MaxInt64}}}
+	if err := checkRowCounts(overflow, Limits{MaxRowGroupRows: math.MaxInt64}.withDefaults()); err == nil || !strings.Contains(err.Error(), "overflow") {
+		t.Errorf("overflowing counts: error %v", err)
+	}
+}
+
+// TestCheckFooterOnShard appends an unknown field of nested structs to a shard's footer:
+// parquet-go skips it (by recursion) when shallow, and checkFooter refuses it when deeper
+// than MaxThriftDepth; 8 Mi levels (a 16 MiB footer) overflow parquet-go's stack, fatally.
+func TestCheckFooterOnShard(t *testing.T) {
+	native, _ := writeShards(t, 1, 4, 4)
+	valid, err := os.ReadFile(native[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.LittleEndian.Uint32(valid[len(valid)-8:]))
+	footer := valid[len(valid)-8-n : len(valid)-9] // without its final stop
+	for _, depth := range []int{MaxThriftDepth - 2, MaxThriftDepth + 1, 1 << 20} {
+		fb := append(append([]byte(nil), footer...), 0x0c, 0xc8, 0x01) // field 100: a struct
+		fb = append(append(fb, nested(depth)...), 0)
+		file := append(append([]byte(nil), valid[:len(valid)-8-n]...), fb...)
+		file = append(binary.LittleEndian.AppendUint32(file, uint32(len(fb))), "PAR1"...)
+		err := checkFooter(bytes.NewReader(file), int64(len(file)), int64(len(fb)))
+		if ok := depth < MaxThriftDepth-1; (err == nil) != ok {
+			t.Errorf("depth %d: error %v", depth, err)
+		}
+		if err == nil {
+			path := filepath.Join(t.TempDir(), "nested.parquet")
+			if err := os.WriteFile(path, file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, []string{path}, ReadOptions{}); len(got) != 4 {
+				t.Errorf("depth %d: read %d records, want 4", depth, len(got))
+			}
+		}
+	}
+}
