@@ -40,6 +40,11 @@ const (
 	// MaxContextLength bounds the context length Tokenize and TokenizeLines accept, so a
 	// bad flag cannot ask for gigabytes.
 	MaxContextLength = 1 << 16
+	// MaxTextBytes bounds what Tokenize and TokenizeInto read of a text: a longer one (a
+	// corrupt caption can be megabytes) is cut to its first MaxTextBytes bytes, so that the
+	// clean-up and BPE scratch (~20 bytes per byte of a word) stay bounded. The context is
+	// the same unless a word spans the cut before the context is full.
+	MaxTextBytes = 1 << 20
 )
 
 // Tokenizer turns text into CLIP token ids. It is safe for concurrent use by many
@@ -124,7 +129,7 @@ func (t *Tokenizer) TokenizeInto(dst []int32, text string) error {
 	sc := t.getScratch()
 	defer t.putScratch(sc)
 	room := len(dst) - 2
-	sc.ids = t.appendIDs(sc, sc.ids[:0], text, room)
+	sc.ids = t.appendIDs(sc, sc.ids[:0], text[:min(len(text), MaxTextBytes)], room)
 	n := copy(dst[1:1+room], sc.ids)
 	dst[0] = SOT
 	dst[1+n] = EOT

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -197,5 +199,42 @@ func TestConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestTokenizeLongText checks that a text past MaxTextBytes gives the context of its start,
+// and that a 64 MiB word (a corrupt caption) costs the scratch of MaxTextBytes, not ~20
+// bytes per byte of the word.
+func TestTokenizeLongText(t *testing.T) {
+	tok := newTestTokenizer(t)
+	words := strings.Repeat("a photo of a dog. ", MaxTextBytes/10)
+	tests := []struct {
+		name, text string
+		same       string // a text with the same context
+	}{
+		{"many words", words, words[:1000]},
+		{"caption then a 64 MiB word", "a photo of a dog. " + strings.Repeat("x", 64<<20), "a photo of a dog. " + strings.Repeat("x", 1000)},
+		{"invalid UTF-8 at the cut", strings.Repeat("é", MaxTextBytes), strings.Repeat("é", 1000)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got, err := tok.Tokenize(tc.text, DefaultContextLength)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<20 {
+				t.Errorf("tokenizing %d bytes allocated %d MiB", len(tc.text), alloc>>20)
+			}
+			want, err := tok.Tokenize(tc.same, DefaultContextLength)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("context\n%v\nwant\n%v", got, want)
+			}
+		})
 	}
 }
