@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -379,5 +380,43 @@ func BenchmarkReadFloat32(b *testing.B) {
 		if err := f.ReadFloat32("w", v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReadCountLimits builds headers one entry past MaxTensors and MaxMetadata (a 60 MB
+// header for the tensors) and checks that Open refuses each by its limit.
+func TestReadCountLimits(t *testing.T) {
+	entries := func(n int, entry func(i int) string) string {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(entry(i))
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	for _, c := range []struct {
+		name, want, header string
+	}{
+		{"tensors", "more than 1048576 tensors", entries(MaxTensors+1, func(i int) string {
+			return `"` + strconv.Itoa(i) + `":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`
+		})},
+		{"metadata", "more than 65536 entries", `{"__metadata__":` + entries(MaxMetadata+1, func(i int) string {
+			return `"` + strconv.Itoa(i) + `":""`
+		}) + `}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "tensors" && testing.Short() {
+				t.Skip("a 60 MB header takes ~7 s to read; skipped with -short")
+			}
+			file := hdr(c.header, 0, nil)
+			_, err := Open(bytes.NewReader(file), int64(len(file)))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
 	}
 }
