@@ -46,8 +46,12 @@ func ReadFile(fsys fs.FS, path string) ([]byte, error) {
 }
 
 // Decode decodes the YAML document raw onto dst (a pointer to a struct), keeping the fields
-// it does not mention. Unknown keys are errors; name is the source for messages.
+// it does not mention. Unknown keys are errors; name is the source for messages. A document
+// over MaxBytes is refused, wherever it came from.
 func Decode(name string, raw []byte, dst any) error {
+	if len(raw) > MaxBytes {
+		return fmt.Errorf("config %s: %d bytes exceed the %d-byte limit", name, len(raw), MaxBytes)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil {

@@ -79,3 +79,12 @@ func TestSet(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeRefusesOverLimit(t *testing.T) {
+	raw := []byte("name: " + strings.Repeat("x", MaxBytes))
+	var c outer
+	err := Decode("big.yaml", raw, &c)
+	if err == nil || !strings.Contains(err.Error(), "config big.yaml") || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("error %v, want the file and the limit", err)
+	}
+}
