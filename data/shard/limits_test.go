@@ -498,3 +498,36 @@ func TestCheckFooterOnShard(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckRowGroupPages walks the page headers of every row group of a shard of 2,048
+// rows with 4 KiB images (BenchmarkReadShard's file), all columns; bytes per op are the
+// file's, so MB/s compares with BenchmarkReadShard's.
+func BenchmarkCheckRowGroupPages(b *testing.B) {
+	recs := testRecords("bench-", 2048)
+	for i := range recs {
+		recs[i].JPG = bytes.Repeat(recs[i].JPG[:64], 64)
+	}
+	path := filepath.Join(b.TempDir(), "bench.parquet")
+	if _, err := WriteFile(path, recs, DefaultRowGroupRows); err != nil {
+		b.Fatal(err)
+	}
+	f, err := openParquet(path, DefaultLimits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	lay, err := resolve(f.pf, path, AllColumns, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	groups := len(f.pf.Metadata().RowGroups)
+	b.SetBytes(f.pf.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		for g := range groups {
+			if err := checkRowGroupPages(f, lay, g, DefaultLimits); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
