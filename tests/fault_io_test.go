@@ -103,6 +103,9 @@ func faultDiskFull(t *testing.T, bin, data string) {
 					t.Fatalf("resume without the limit: exit %d\n%s", code, out)
 				}
 				faultCheckMetrics(t, r, steps)
+				if t.Failed() {
+					return
+				}
 				t.Logf("RLIMIT_FSIZE %d KiB, %s: exit 1 naming %s (file too large), checkpoint of step 2 intact and loadable, the run then resumed to step %d",
 					tc.limitKiB, tc.name, tc.want, steps)
 			})
@@ -140,6 +143,9 @@ func faultDiskFull(t *testing.T, bin, data string) {
 					if _, err := os.Stat(p); err == nil {
 						t.Errorf("%s was left behind by the failed checkpoint", p)
 					}
+				}
+				if t.Failed() {
+					return
 				}
 				t.Logf("tmpfs of %d KiB full %s: exit 1 naming %s (no space left on device), checkpoint of step 1 intact and loadable, nothing of step 2 left",
 					tc.size/1024, tc.name, tc.want)
@@ -196,6 +202,9 @@ func faultShards(t *testing.T, bin string) {
 			}
 			step, _ := strconv.ParseInt(m[1], 10, 64)
 			faultCheckpointLeft(t, r, step/every*every)
+			if t.Failed() {
+				return
+			}
 			t.Logf("shard %s at step 6: the run stopped at step %d with exit 1 naming %s; its checkpoint of step %d intact and loadable",
 				tc.name, step, filepath.Base(victim), step/every*every)
 		})
@@ -233,6 +242,9 @@ func faultReadOnly(t *testing.T, bin, data string) {
 			t.Errorf("%s: the run trained (%d steps logged) before it failed:\n%s", tc.name, n, out)
 		}
 	}
+	if t.Failed() {
+		return
+	}
 	t.Logf("read-only output (%s): --out inside it, --out on it, --sample-log inside it: each exit 1 at start-up naming the path, no step run", how)
 }
 
@@ -252,6 +264,9 @@ func faultMissing(t *testing.T, bin, data string) {
 	} {
 		code, out := faultStart(t, bin, tc.args...).wait()
 		t.Run(tc.name, func(t *testing.T) { faultCleanError(t, code, out, tc.want) })
+	}
+	if t.Failed() {
+		return
 	}
 	t.Logf("missing config file, dataset, checkpoint, and --resume latest with none: each exit 1 naming the path")
 }
