@@ -193,7 +193,7 @@ func checkChunkPages(r io.ReaderAt, fileSize int64, md *format.ColumnMetaData, r
 			if h.typ == pageDataV2 { // a v2 page's levels precede its data, uncompressed
 				from += int64(c.defLen) + int64(c.repLen)
 			}
-			err = checkCodecData(r, md.Codec, from, body+int64(h.compressed), int64(h.uncompressed), lim)
+			err = checkCodecData(t, md.Codec, from, body+int64(h.compressed), int64(h.uncompressed), lim)
 			if err != nil {
 				return fmt.Errorf("page %d at byte %d: %s data: %w", page, off, md.Codec, err)
 			}
@@ -241,14 +241,14 @@ func checkPage(h pageHeader, bytesLeft, valuesLeft int64, lim Limits) error {
 	return nil
 }
 
-// checkCodecData checks the framing of the compressed data in [from, to) of r: a SNAPPY
-// block must declare at most uncompressed bytes, and the blocks of ZSTD frames at most
-// lim.MaxPageBytes (frame content sizes at most uncompressed).
-func checkCodecData(r io.ReaderAt, codec format.CompressionCodec, from, to, uncompressed int64, lim Limits) error {
+// checkCodecData checks the framing of the compressed data in [from, to) of t's file (it
+// moves t there): a SNAPPY block must declare at most uncompressed bytes, and the blocks of
+// ZSTD frames at most lim.MaxPageBytes (frame content sizes at most uncompressed).
+func checkCodecData(t *thriftReader, codec format.CompressionCodec, from, to, uncompressed int64, lim Limits) error {
 	if from > to {
 		return fmt.Errorf("%w: no room for data", ErrCorrupt)
 	}
-	t := newThriftReader(r, from, to)
+	t.off, t.end = from, to
 	switch codec {
 	case format.Snappy:
 		if from == to {
