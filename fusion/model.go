@@ -29,7 +29,10 @@ type Model struct {
 	text   *text.Tower
 	scale  *nn.Param
 
+	group *nn.Group // data-parallel collectives; nil in one process
+
 	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
+	logitsT                        []float32 // data-parallel: this rank's texts against every image
 	onLoss                         func()    // called once the loss is computed (SetForwardHook)
 	train, eval                    G.VM
 	encImg, encTxt                 G.VM // each tower alone, for embedding and zero-shot
@@ -40,12 +43,32 @@ type Outputs struct {
 	ImageFeatures  []float32 // [B, E], unnormalised projections
 	TextFeatures   []float32 // [B, E], unnormalised projections
 	LogitsPerImage []float32 // [B, B], exp(logit_scale)·normalised image·normalised textᵀ
-	Loss           float32
+	// Data parallel, B is this rank's batch b and N = Size·b the global one: LogitsPerImage is
+	// [b, N], this rank's images against every text, LogitsPerText [b, N] its texts against
+	// every image (nil in one process, where it is LogitsPerImage's transpose), and Loss is this
+	// rank's local loss (the global loss is its mean over ranks).
+	LogitsPerText []float32
+	Loss          float32
 }
 
 // New builds the model for batches of batch pairs, initialising parameters from seed as the
 // reference does.
-func New(cfg Config, batch int, seed int64) (*Model, error) {
+func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil) }
+
+// NewDataParallel builds one rank's model of a data-parallel job over c: each rank feeds its
+// own batch of batch pairs; the L2-normalised features are all-gathered so that the loss
+// contrasts the global batch of c.Size()·batch pairs, each rank taking the loss of its own rows
+// (open_clip's --gather-with-grad --local-loss). The mean over ranks of the gradients is then
+// the gradient of one process with the whole batch. Parameters start as New's; the caller
+// still averages gradients across ranks (the towers' gradients stay local).
+func NewDataParallel(cfg Config, batch int, seed int64, c nn.Collective) (*Model, error) {
+	if c == nil || c.Size() < 1 || c.Rank() < 0 || c.Rank() >= c.Size() {
+		return nil, fmt.Errorf("fusion: data parallel needs a collective with a rank in its world")
+	}
+	return build(cfg, batch, seed, nn.NewGroup(c))
+}
+
+func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,9 +80,13 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 		return nil, err
 	}
 	e := cfg.EmbedDim
-	m := &Model{cfg: cfg, batch: batch, b: b,
+	global := batch
+	if group != nil {
+		global = group.Size() * batch
+	}
+	m := &Model{cfg: cfg, batch: batch, b: b, group: group,
 		imgFeat: make([]float32, batch*e), txtFeat: make([]float32, batch*e),
-		logits: make([]float32, batch*batch), loss: make([]float32, 1)}
+		logits: make([]float32, batch*global), loss: make([]float32, 1)}
 	if m.vision, err = vision.NewTower(b, cfg.Vision, batch, e, cfg.QuickGELU); err != nil {
 		return nil, err
 	}
@@ -87,14 +114,7 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	logits, err := nn.Logits(img, txt, scale)
-	if err != nil {
-		return nil, err
-	}
-	if logits, err = nn.Tap(logits, m.logits); err != nil {
-		return nil, err
-	}
-	loss, err := nn.ContrastiveLoss(logits)
+	loss, err := m.contrast(img, txt, scale)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +144,46 @@ func New(cfg Config, batch int, seed int64) (*Model, error) {
 	return m, nil
 }
 
+// contrast adds the logits and the loss over normalised features img and txt [B, E]: the
+// symmetric loss of the [B, B] logits in one process, or this rank's local loss against the
+// all-gathered global batch.
+func (m *Model) contrast(img, txt, scale *G.Node) (*G.Node, error) {
+	if m.group == nil {
+		logits, err := nn.Logits(img, txt, scale)
+		if err != nil {
+			return nil, err
+		}
+		if logits, err = nn.Tap(logits, m.logits); err != nil {
+			return nil, err
+		}
+		return nn.ContrastiveLoss(logits)
+	}
+	imgAll, err := nn.AllGather(img, m.group)
+	if err != nil {
+		return nil, err
+	}
+	txtAll, err := nn.AllGather(txt, m.group)
+	if err != nil {
+		return nil, err
+	}
+	perImage, err := nn.Logits(img, txtAll, scale)
+	if err != nil {
+		return nil, err
+	}
+	if perImage, err = nn.Tap(perImage, m.logits); err != nil {
+		return nil, err
+	}
+	perText, err := nn.Logits(txt, imgAll, scale)
+	if err != nil {
+		return nil, err
+	}
+	m.logitsT = make([]float32, len(m.logits))
+	if perText, err = nn.Tap(perText, m.logitsT); err != nil {
+		return nil, err
+	}
+	return nn.LocalContrastiveLoss(perImage, perText, m.group.Rank()*m.batch)
+}
+
 // SetForwardHook makes every Step and Forward call f once the loss is computed, between the
 // forward and the backward pass (benchmarks time the two from it); nil removes it.
 func (m *Model) SetForwardHook(f func()) { m.onLoss = f }
@@ -131,7 +191,7 @@ func (m *Model) SetForwardHook(f func()) { m.onLoss = f }
 // Config returns the model's configuration.
 func (m *Model) Config() Config { return m.cfg }
 
-// Batch is the fixed number of image–text pairs per step.
+// Batch is the fixed number of image–text pairs per step (this rank's, data parallel).
 func (m *Model) Batch() int { return m.batch }
 
 // Params returns every parameter once, in a stable order (vision, text, logit_scale).
@@ -168,10 +228,15 @@ func (m *Model) load(images []float32, tokens []int32) error {
 	return nil
 }
 
-func run(vm G.VM) error {
+func (m *Model) run(vm G.VM) error {
 	vm.Reset()
 	if err := vm.RunAll(); err != nil {
 		return fmt.Errorf("fusion: run: %w", err)
+	}
+	if m.group != nil {
+		if err := m.group.Err(); err != nil {
+			return fmt.Errorf("fusion: %w", err)
+		}
 	}
 	return nil
 }
@@ -182,7 +247,7 @@ func (m *Model) Step(images []float32, tokens []int32) (float32, error) {
 	if err := m.load(images, tokens); err != nil {
 		return 0, err
 	}
-	if err := run(m.train); err != nil {
+	if err := m.run(m.train); err != nil {
 		return 0, err
 	}
 	return m.loss[0], nil
@@ -193,7 +258,7 @@ func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
 	if err := m.load(images, tokens); err != nil {
 		return Outputs{}, err
 	}
-	if err := run(m.eval); err != nil {
+	if err := m.run(m.eval); err != nil {
 		return Outputs{}, err
 	}
 	return m.outputs(), nil
@@ -205,7 +270,7 @@ func (m *Model) EncodeImages(images []float32) ([]float32, error) {
 	if err := m.vision.SetImages(images); err != nil {
 		return nil, fmt.Errorf("fusion: %w", err)
 	}
-	if err := run(m.encImg); err != nil {
+	if err := m.run(m.encImg); err != nil {
 		return nil, err
 	}
 	return append([]float32(nil), m.imgFeat...), nil
@@ -217,7 +282,7 @@ func (m *Model) EncodeTexts(tokens []int32) ([]float32, error) {
 	if err := m.text.SetTokens(tokens); err != nil {
 		return nil, fmt.Errorf("fusion: %w", err)
 	}
-	if err := run(m.encTxt); err != nil {
+	if err := m.run(m.encTxt); err != nil {
 		return nil, err
 	}
 	return append([]float32(nil), m.txtFeat...), nil
@@ -231,6 +296,7 @@ func (m *Model) outputs() Outputs {
 		ImageFeatures:  append([]float32(nil), m.imgFeat...),
 		TextFeatures:   append([]float32(nil), m.txtFeat...),
 		LogitsPerImage: append([]float32(nil), m.logits...),
+		LogitsPerText:  append([]float32(nil), m.logitsT...),
 		Loss:           m.loss[0],
 	}
 }

@@ -158,6 +158,8 @@ func TestGradients(t *testing.T) {
 		{"l2_normalize", [][]int{{3, 5}}, nil, func(in G.Nodes) (*G.Node, error) { return L2Normalize(in[0]) }},
 		{"logits", [][]int{{4, 3}, {4, 3}, {1}}, []float64{1, 1, 0.5}, func(in G.Nodes) (*G.Node, error) { return Logits(in[0], in[1], in[2]) }},
 		{"contrastive_loss", [][]int{{5, 5}}, []float64{3}, func(in G.Nodes) (*G.Node, error) { return ContrastiveLoss(in[0]) }},
+		{"logits_rectangular", [][]int{{3, 4}, {6, 4}, {1}}, []float64{1, 1, 0.5}, func(in G.Nodes) (*G.Node, error) { return Logits(in[0], in[1], in[2]) }},
+		{"local_contrastive_loss", [][]int{{3, 7}, {3, 7}}, []float64{3, 3}, func(in G.Nodes) (*G.Node, error) { return LocalContrastiveLoss(in[0], in[1], 2) }},
 		{"normalize_logits_loss", [][]int{{4, 3}, {4, 3}, {1}}, nil, func(in G.Nodes) (*G.Node, error) {
 			a, err := L2Normalize(in[0])
 			if err != nil {

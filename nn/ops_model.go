@@ -219,8 +219,9 @@ func l2Normalize[T Float](x *G.Node) (*G.Node, error) {
 	})
 }
 
-// Logits returns exp(scale)·img·txtᵀ, [B, B], for img and txt [B, E] (normalised features)
-// and the learnable log-scale scale (one element).
+// Logits returns exp(scale)·img·txtᵀ, [M, N], for img [M, E] and txt [N, E] (normalised
+// features) and the learnable log-scale scale (one element). M = N = B in one process; in a
+// data-parallel step, M is this rank's rows and N the gathered global batch.
 func Logits(img, txt, scale *G.Node) (*G.Node, error) {
 	if isF64(img) {
 		return logits[float64](img, txt, scale)
@@ -229,26 +230,31 @@ func Logits(img, txt, scale *G.Node) (*G.Node, error) {
 }
 
 func logits[T Float](img, txt, scale *G.Node) (*G.Node, error) {
-	b, e, err := dims2("logits", img)
+	m, e, err := dims2("logits", img)
 	if err != nil {
 		return nil, err
 	}
-	if !txt.Shape().Eq(img.Shape()) || scale.Shape().TotalSize() != 1 {
+	n, e2, err := dims2("logits", txt)
+	if err != nil {
+		return nil, err
+	}
+	if e2 != e || scale.Shape().TotalSize() != 1 {
 		return nil, fmt.Errorf("logits: image %v, text %v and scale %v do not fit", img.Shape(), txt.Shape(), scale.Shape())
 	}
 	exp := func(s []T) T { return T(math.Exp(float64(s[0]))) }
 	sshape := scale.Shape().Clone()
-	return apply("logits", tensor.Shape{b, b}, G.Nodes{img, txt, scale}, func(y []T, in [][]T) {
-		gemm(false, true, b, b, e, exp(in[2]), in[0], e, in[1], e, 0, y, b)
+	return apply("logits", tensor.Shape{m, n}, G.Nodes{img, txt, scale}, func(y []T, in [][]T) {
+		gemm(false, true, m, n, e, exp(in[2]), in[0], e, in[1], e, 0, y, n)
 	}, func(in G.Nodes, out, g *G.Node) (G.Nodes, error) {
-		di, err := apply("logits_grad_img", tensor.Shape{b, e}, G.Nodes{in[1], in[2], g}, func(d []T, v [][]T) {
-			gemm(false, false, b, e, b, exp(v[1]), v[2], b, v[0], e, 0, d, e)
+		// d img [M,E] = s·g[M,N]·txt[N,E]; d txt [N,E] = s·gᵀ[N,M]·img[M,E]; d scale = Σ y∘g.
+		di, err := apply("logits_grad_img", tensor.Shape{m, e}, G.Nodes{in[1], in[2], g}, func(d []T, v [][]T) {
+			gemm(false, false, m, e, n, exp(v[1]), v[2], n, v[0], e, 0, d, e)
 		}, nil)
 		if err != nil {
 			return nil, err
 		}
-		dt, err := apply("logits_grad_txt", tensor.Shape{b, e}, G.Nodes{in[0], in[2], g}, func(d []T, v [][]T) {
-			gemm(true, false, b, e, b, exp(v[1]), v[2], b, v[0], e, 0, d, e)
+		dt, err := apply("logits_grad_txt", tensor.Shape{n, e}, G.Nodes{in[0], in[2], g}, func(d []T, v [][]T) {
+			gemm(true, false, n, e, m, exp(v[1]), v[2], n, v[0], e, 0, d, e)
 		}, nil)
 		if err != nil {
 			return nil, err

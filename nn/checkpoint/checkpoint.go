@@ -51,6 +51,7 @@ const (
 	keySample   = "sample"
 	keySeed     = "seed"
 	keyRNG      = "rng"
+	keyStreams  = "data_streams"
 	keyOptimSHA = "optim_sha256"
 )
 
@@ -63,7 +64,21 @@ type Meta struct {
 	Sample  int64  // samples of Epoch already consumed: where the data stream resumes
 	Seed    int64  // the run's seed
 	RNG     string // serialised RNG state, opaque to this package
+	// Streams are the positions of every data stream of a run whose batches are drawn from
+	// several (a data-parallel run: one or more per rank), in stream order; Epoch and Sample
+	// repeat stream 0's. Nil for a run with one stream.
+	Streams []StreamPos
 }
+
+// StreamPos is where one data stream stands: the epoch in progress and the samples of it
+// consumed.
+type StreamPos struct {
+	Epoch  int64 `json:"epoch"`
+	Sample int64 `json:"sample"`
+}
+
+// MaxStreams bounds the data streams a checkpoint may record.
+const MaxStreams = 1 << 16
 
 // ModelPath returns the model file of step in run: <run>/step-000123.safetensors.
 func ModelPath(run string, step int64) string {
@@ -124,6 +139,13 @@ func Save(run string, step int64, params []*nn.Param, optim map[string][]float32
 		kv(keyFormat, modelFormat), kv(keyVersion, strconv.Itoa(FormatVersion)), kv(keyConfig, meta.Config),
 		kv(keyStep, itoa(step)), kv(keyEpoch, itoa(meta.Epoch)), kv(keySample, itoa(meta.Sample)),
 		kv(keySeed, itoa(meta.Seed)), kv(keyRNG, meta.RNG), kv(keyOptimSHA, hex.EncodeToString(sum.Sum(nil))),
+	}
+	if len(meta.Streams) > 0 {
+		raw, err := json.Marshal(meta.Streams)
+		if err != nil {
+			return "", fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+		modelMeta = append(modelMeta, kv(keyStreams, string(raw)))
 	}
 	if err := atomicWrite(path, func(w io.Writer) error {
 		return safetensors.Write(w, model, modelMeta)
@@ -380,7 +402,32 @@ func pairMeta(mm, om safetensors.Metadata) (Meta, error) {
 	if _, err := get(mm, keyOptimSHA); err != nil {
 		return meta, err
 	}
+	if raw, ok := mm.Get(keyStreams); ok {
+		if meta.Streams, err = parseStreams(raw); err != nil {
+			return meta, fmt.Errorf("metadata %q: %w", keyStreams, err)
+		}
+	}
 	return meta, nil
+}
+
+// parseStreams reads the data stream positions of a checkpoint, refusing a list that is
+// empty, too long or holds negative positions.
+func parseStreams(raw string) ([]StreamPos, error) {
+	var ss []StreamPos
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ss); err != nil {
+		return nil, err
+	}
+	if len(ss) == 0 || len(ss) > MaxStreams {
+		return nil, fmt.Errorf("%d streams, want 1 to %d", len(ss), MaxStreams)
+	}
+	for i, s := range ss {
+		if s.Epoch < 0 || s.Sample < 0 {
+			return nil, fmt.Errorf("stream %d at epoch %d sample %d", i, s.Epoch, s.Sample)
+		}
+	}
+	return ss, nil
 }
 
 // index maps params by name, refusing nil, unnamed, duplicate and inconsistent params.

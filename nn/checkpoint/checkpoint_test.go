@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -80,7 +81,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	want := testMeta
 	want.Version, want.Step = FormatVersion, 123
-	if meta != want {
+	if !reflect.DeepEqual(meta, want) {
 		t.Errorf("meta %+v, want %+v", meta, want)
 	}
 	for i, p := range dst {
@@ -117,6 +118,31 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	if info, _ := of.Info("step"); !slices.Equal(info.Shape, []int{1}) {
 		t.Errorf("step shape %v, want [1]", info.Shape)
+	}
+}
+
+// TestStreamsRoundTrip: a data-parallel run's stream positions come back as saved, and a
+// checkpoint with bad ones is refused.
+func TestStreamsRoundTrip(t *testing.T) {
+	run := t.TempDir()
+	src := model(3)
+	meta := testMeta
+	meta.Streams = []StreamPos{{Epoch: 3, Sample: 1234}, {Epoch: 2, Sample: 88}}
+	path, err := Save(run, 5, src, adamState(src, 3), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Load(path, model(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Streams, meta.Streams) {
+		t.Errorf("streams %+v, want %+v", got.Streams, meta.Streams)
+	}
+	for _, raw := range []string{`[]`, `[{"epoch":-1,"sample":0}]`, `[{"epoch":1}, 7]`, `{"epoch":1}`, `[{"epoch":1,"x":2}]`} {
+		if _, err := parseStreams(raw); err == nil {
+			t.Errorf("parseStreams(%s) accepted", raw)
+		}
 	}
 }
 
