@@ -16,10 +16,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/clipgo/clipgo/data/imageproc"
-	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/internal/progress"
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/nn/checkpoint"
@@ -49,6 +48,12 @@ type PretrainOptions struct {
 	// consumed, {"step","epoch","key"}, written as each step ends: an audit of what the
 	// model saw (on a resume, the records past the checkpoint are dropped, as in the metrics).
 	SampleLog string
+	// Comm joins the ranks of a data-parallel run (nil: one process). Each rank takes
+	// batch_size/ranks pairs of every batch from its own data streams; features are gathered so
+	// that the loss sees the whole batch, gradients are averaged, and every rank takes the
+	// same optimiser step. Rank 0 reads the checkpoint to resume from and broadcasts it, writes
+	// checkpoints, metrics and progress; the others only need the shards.
+	Comm *dist.Comm
 }
 
 // PretrainSummary is what a run did.
@@ -79,29 +84,34 @@ type Validation struct {
 // and takes an AdamW step with a cosine schedule, then clamps the logit scale. Metrics go to
 // RunDir/metrics.jsonl, checkpoints to RunDir every train.checkpoint_every steps, at the end,
 // at opts.StopAt and on interruption (ctx done).
+//
+// With opts.Comm of several ranks, each rank runs Pretrain on its share of every batch and
+// the ranks stay in lockstep (see PretrainOptions.Comm).
 func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progressTo io.Writer) (PretrainSummary, error) {
-	t, err := newTrainer(opts, log)
+	t, err := newTrainer(ctx, opts, log)
 	defer t.close()
 	if err != nil {
 		return t.sum, err
 	}
 	cfg := t.cfg
+	if !t.lead {
+		progressTo = io.Discard
+	}
 	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
 	bar.Add(t.step, "")
 	defer bar.Finish()
-	t.ep = t.train.Epoch(ctx, t.epoch, t.position)
 
 	start, samples := time.Now(), int64(0)
 	var lastStall time.Duration
 	badInARow := 0
 	for ; t.step < cfg.Train.Steps; t.step++ {
 		step := t.step
-		epoch, position := t.epoch, t.position
-		loss, err := t.forwardBackward(ctx)
+		before := t.mark()
+		loss, stop, err := t.forwardBackward(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && t.comm.Size() == 1 {
 				// The step did not happen: its checkpoint resumes the data where the step began.
-				t.epoch, t.position = epoch, position
+				t.rewind(before)
 				return t.sum, interrupted(t.save(step), step, t.sum.Checkpoint)
 			}
 			return t.sum, fmt.Errorf("step %d: %w", step, err)
@@ -140,12 +150,12 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 
 		rate := float64(samples) / time.Since(start).Seconds()
 		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(t.params), lr, rate))
-		if (step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep {
-			stall := t.ep.Stats().Stall
+		if t.lead && ((step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep) {
+			stall := t.stall()
 			if stall < lastStall { // a new epoch started its own count
 				lastStall = 0
 			}
-			if err := t.metrics.write(map[string]any{"step": step + 1, "epoch": t.epoch, "loss": loss,
+			if err := t.metrics.write(map[string]any{"step": step + 1, "epoch": t.streams[0].epoch, "loss": loss,
 				"logit_scale": temperature(t.params), "lr": lr, "grad_norm": gradNorm, "samples_per_s": rate,
 				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}); err != nil {
 				return t.sum, err
@@ -154,28 +164,30 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 		}
 		last := step+1 == cfg.Train.Steps
 		if t.valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
-			v, err := validate(ctx, t.model, t.valFiles, cfg, t.tok)
+			v, err := t.validate(t.dataCtx)
 			if err != nil {
 				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
 			}
 			t.sum.LastValidation = &v
 			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
-			if err := t.metrics.write(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
-				"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
-				return t.sum, err
+			if t.lead {
+				if err := t.metrics.write(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
+					"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
+					return t.sum, err
+				}
 			}
 		}
-		stop := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
-		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stop {
+		stopAt := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
+		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stopAt {
 			if err := t.save(step + 1); err != nil {
 				return t.sum, err
 			}
 		}
-		if stop {
+		if stopAt {
 			t.sum.Stopped = true
 			break
 		}
-		if ctx.Err() != nil {
+		if stop && !last {
 			return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
 		}
 	}
@@ -183,7 +195,7 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 	return t.sum, nil
 }
 
-// trainer is the state of one Pretrain invocation.
+// trainer is the state of one Pretrain invocation (of one rank, data parallel).
 type trainer struct {
 	cfg     PretrainConfig
 	opts    PretrainOptions
@@ -194,32 +206,57 @@ type trainer struct {
 	opt     *optim.AdamW
 	sched   optim.Cosine
 	tok     *text.Tokenizer
-	train   *loader.Loader
-	ep      *loader.Epoch
-	metrics *metricsLog
+	metrics *metricsLog // rank 0 only
 	samples *metricsLog // opts.SampleLog, or nil
 	seen    []seenSample
 	cfgJSON string
 
+	comm    *dist.Comm
+	lead    bool      // rank 0: logs, writes checkpoints and metrics
+	flat    []float32 // gradients, loss and stop flag, all-reduced in one call (several ranks)
+	dataCtx context.Context
+	cancel  context.CancelFunc
+
 	valFiles []string
 	accum    [][]float32 // gradient sums over micro-batches (train.accum_steps > 1)
 
-	step     int64 // optimiser steps done
-	epoch    int   // data epoch
-	position int64 // samples of the epoch consumed
+	step    int64     // optimiser steps done
+	streams []*stream // this rank's shares of the training data
+	nStream int       // streams of the whole job
+	images  []float32 // this rank's batch, when it has several streams to put side by side
+	tokens  []int32
 }
 
 // newTrainer checks the config and the data, builds the model, optimiser and input pipeline,
 // and restores a checkpoint when resuming.
-func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
+func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 	cfg := opts.Config
-	t := &trainer{cfg: cfg, opts: opts, log: log, sum: PretrainSummary{RunDir: opts.RunDir}}
+	t := &trainer{cfg: cfg, opts: opts, log: log, sum: PretrainSummary{RunDir: opts.RunDir}, comm: opts.Comm}
+	if t.comm == nil {
+		t.comm = dist.Single()
+	}
+	t.lead = t.comm.Rank() == 0
+	t.dataCtx, t.cancel = context.WithCancel(ctx)
+	if t.comm.Size() > 1 {
+		// A signal reaches the ranks at different moments: they agree on stopping at a step's
+		// end (forwardBackward), so the input must not stop under one of them mid-step.
+		t.dataCtx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	}
 	if err := cfg.Validate(); err != nil {
 		return t, err
 	}
 	if cfg.Model.Text.VocabSize < text.VocabSize {
 		return t, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
 			cfg.Model.Text.VocabSize, text.VocabSize)
+	}
+	world := t.comm.Size()
+	t.nStream = cfg.Data.Streams
+	if t.nStream == 0 {
+		t.nStream = world
+	}
+	if t.nStream%world != 0 || cfg.Train.BatchSize%t.nStream != 0 {
+		return t, fmt.Errorf("train.batch_size %d over data.streams %d on %d ranks: the streams must divide the batch and the ranks the streams",
+			cfg.Train.BatchSize, t.nStream, world)
 	}
 	trainFiles, err := splitFiles(cfg.Data.Train, cfg.Data.TrainSplit)
 	if err != nil {
@@ -230,15 +267,17 @@ func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 			return t, fmt.Errorf("data.val: %w", err)
 		}
 	}
-	if opts.Resume == "auto" {
-		opts.Resume = ""
-		if _, err := checkpoint.Latest(opts.RunDir); err == nil {
-			opts.Resume = "latest"
+	if t.lead {
+		if opts.Resume == "auto" {
+			opts.Resume = ""
+			if _, err := checkpoint.Latest(opts.RunDir); err == nil {
+				opts.Resume = "latest"
+			}
 		}
-	}
-	t.opts = opts
-	if err := prepareRunDir(opts, cfg); err != nil {
-		return t, err
+		t.opts = opts
+		if err := prepareRunDir(opts, cfg); err != nil {
+			return t, err
+		}
 	}
 	raw, err := json.Marshal(cfg.Model) // the checkpoint rebuilds its model from this alone
 	if err != nil {
@@ -246,7 +285,13 @@ func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 	}
 	t.cfgJSON = string(raw)
 
-	if t.model, err = fusion.New(cfg.Model, cfg.Train.BatchSize, cfg.Train.Seed); err != nil {
+	local := cfg.Train.BatchSize / world
+	if world == 1 {
+		t.model, err = fusion.New(cfg.Model, local, cfg.Train.Seed)
+	} else {
+		t.model, err = fusion.NewDataParallel(cfg.Model, local, cfg.Train.Seed, t.comm)
+	}
+	if err != nil {
 		return t, err
 	}
 	t.params = t.model.Params()
@@ -261,97 +306,93 @@ func newTrainer(opts PretrainOptions, log *slog.Logger) (*trainer, error) {
 			t.accum[i] = make([]float32, len(p.Grad))
 		}
 	}
-	if opts.Resume != "" {
-		if err := t.restore(); err != nil {
+	var saved []checkpoint.StreamPos
+	if t.lead && t.opts.Resume != "" {
+		if saved, err = t.restore(); err != nil {
 			return t, err
 		}
 	}
+	if world > 1 {
+		if saved, err = t.broadcastStart(saved); err != nil {
+			return t, err
+		}
+		n := 1
+		for _, p := range t.params {
+			n += len(p.Grad)
+		}
+		t.flat = make([]float32, n+1)
+	}
 	t.sum.FirstStep = t.step
-	if t.metrics, err = openMetrics(filepath.Join(opts.RunDir, MetricsName), t.step); err != nil {
-		return t, err
+	if t.lead {
+		if t.metrics, err = openMetrics(filepath.Join(opts.RunDir, MetricsName), t.step); err != nil {
+			return t, err
+		}
 	}
 	if opts.SampleLog != "" {
-		if t.samples, err = openMetrics(opts.SampleLog, t.step); err != nil {
+		path := opts.SampleLog
+		if world > 1 {
+			path = fmt.Sprintf("%s.rank-%d", path, t.comm.Rank())
+		}
+		if t.samples, err = openMetrics(path, t.step); err != nil {
 			return t, fmt.Errorf("sample log: %w", err)
 		}
 	}
 	if t.tok, err = text.NewTokenizer(); err != nil {
 		return t, err
 	}
-	j := cfg.Data.Jitter
-	t.train, err = loader.New(loader.Config{Files: trainFiles, Mode: loader.Train, BatchSize: cfg.Train.BatchSize,
-		ImageSize: cfg.Model.Vision.ImageSize, ContextLen: cfg.Model.Text.ContextLength, Tokenize: t.tok.TokenizeInto,
-		Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers,
-		Augment: imageproc.Augment{Flip: cfg.Data.Flip, Jitter: imageproc.Jitter{Prob: boolProb(j > 0), Brightness: j, Contrast: j, Saturation: j}}})
-	if err != nil {
+	if err := t.openStreams(trainFiles, t.resolvePositions(saved)); err != nil {
 		return t, fmt.Errorf("data.train: %w", err)
 	}
 	return t, nil
 }
 
-// restore loads the checkpoint named by opts.Resume: parameters, optimiser state, step and
-// data position.
-func (t *trainer) restore() error {
+// restore loads the checkpoint named by opts.Resume (on rank 0): parameters, optimiser state
+// and step; it returns the data stream positions.
+func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	path, err := resolveResume(t.opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if saved, err := fusion.ReadConfig(path); err != nil {
-		return fmt.Errorf("resume: %w", err)
+		return nil, fmt.Errorf("resume: %w", err)
 	} else if saved != t.cfg.Model {
-		return fmt.Errorf("resume %s: the checkpoint's model %+v differs from the config's %+v", path, saved, t.cfg.Model)
+		return nil, fmt.Errorf("resume %s: the checkpoint's model %+v differs from the config's %+v", path, saved, t.cfg.Model)
 	}
 	meta, state, err := checkpoint.Load(path, t.params)
 	if err != nil {
-		return fmt.Errorf("resume: %w", err)
+		return nil, fmt.Errorf("resume: %w", err)
 	}
 	if err := t.opt.LoadState(state); err != nil {
-		return fmt.Errorf("resume %s: optimiser state: %w", path, err)
+		return nil, fmt.Errorf("resume %s: optimiser state: %w", path, err)
 	}
-	t.step, t.epoch, t.position = meta.Step, int(meta.Epoch), meta.Sample
+	t.step = meta.Step
 	t.sum.Checkpoint = path
-	t.log.Info("resumed", "checkpoint", path, "step", t.step, "epoch", t.epoch, "sample", t.position)
-	return nil
-}
-
-// nextBatch returns the next training batch, starting the next epoch (reshuffled) when one
-// ends, and records the data position for checkpoints.
-func (t *trainer) nextBatch(ctx context.Context) (*loader.Batch, error) {
-	b, err := t.ep.Next()
-	if errors.Is(err, io.EOF) {
-		t.ep.Close()
-		t.epoch, t.position = t.epoch+1, 0
-		t.ep = t.train.Epoch(ctx, t.epoch, 0)
-		b, err = t.ep.Next()
+	pos := meta.Streams
+	if pos == nil {
+		pos = []checkpoint.StreamPos{{Epoch: meta.Epoch, Sample: meta.Sample}}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("input: %w", err)
-	}
-	t.position = b.Position
-	return b, nil
+	t.log.Info("resumed", "checkpoint", path, "step", t.step, "epoch", meta.Epoch, "sample", meta.Sample, "streams", len(pos))
+	return pos, nil
 }
 
 // forwardBackward runs train.accum_steps micro-batches and leaves the mean of their
 // gradients in the params; it returns the mean loss. Each micro-batch's loss contrasts its own
-// pairs (as open_clip without --accum-freq's feature cache).
-func (t *trainer) forwardBackward(ctx context.Context) (float32, error) {
+// pairs (as open_clip without --accum-freq's feature cache). Data parallel, the gradients and
+// the loss are then averaged over the ranks, and stop reports whether any rank was asked to
+// stop (ctx done): all of them then stop after this step.
+func (t *trainer) forwardBackward(ctx context.Context) (loss float32, stop bool, err error) {
 	k := max(t.cfg.Train.AccumSteps, 1)
 	t.seen = t.seen[:0]
 	var total float64
 	for micro := 0; micro < k; micro++ {
-		b, err := t.nextBatch(ctx)
+		images, tokens, release, err := t.nextInput()
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
-		if t.samples != nil {
-			for _, k := range b.Keys {
-				t.seen = append(t.seen, seenSample{epoch: b.Epoch, key: k})
-			}
-		}
-		loss, err := t.model.Step(b.Images, b.Tokens)
-		b.Release()
+		loss, err := t.model.Step(images, tokens)
+		release()
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		total += float64(loss)
 		if k > 1 {
@@ -372,7 +413,58 @@ func (t *trainer) forwardBackward(ctx context.Context) (float32, error) {
 			}
 		}
 	}
-	return float32(total / float64(k)), nil
+	loss, stop = float32(total/float64(k)), ctx.Err() != nil
+	if t.comm.Size() > 1 {
+		return t.allReduce(loss, stop)
+	}
+	return loss, stop, nil
+}
+
+// save writes a checkpoint after step steps (rank 0) and prunes old ones. Every rank calls it:
+// the data positions of all ranks' streams go into the checkpoint.
+func (t *trainer) save(step int64) error {
+	pos, err := t.positions()
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", step, err)
+	}
+	if !t.lead {
+		return nil
+	}
+	meta := checkpoint.Meta{Config: t.cfgJSON, Step: step, Epoch: pos[0].Epoch, Sample: pos[0].Sample, Seed: t.cfg.Train.Seed}
+	if len(pos) > 1 {
+		meta.Streams = pos
+	}
+	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), meta)
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", step, err)
+	}
+	t.sum.Checkpoint = path
+	if k := t.cfg.Train.KeepCheckpoints; k > 0 {
+		if err := checkpoint.Prune(t.opts.RunDir, k); err != nil {
+			t.log.Warn("pruning old checkpoints", "err", err)
+		}
+	}
+	return nil
+}
+
+func (t *trainer) close() {
+	for _, s := range t.streams {
+		if s.ep != nil {
+			s.ep.Close()
+		}
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+	if t.metrics != nil {
+		t.metrics.Close()
+	}
+	if t.samples != nil {
+		t.samples.Close()
+	}
+	if t.model != nil {
+		t.model.Close()
+	}
 }
 
 // seenSample is one sample a step consumed, for the sample log.
@@ -400,114 +492,15 @@ func (t *trainer) logSamples(step int64) error {
 	return nil
 }
 
-// save writes a checkpoint after step steps and prunes old ones.
-func (t *trainer) save(step int64) error {
-	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), checkpoint.Meta{
-		Config: t.cfgJSON, Step: step, Epoch: int64(t.epoch), Sample: t.position, Seed: t.cfg.Train.Seed})
-	if err != nil {
-		return fmt.Errorf("checkpoint at step %d: %w", step, err)
-	}
-	t.sum.Checkpoint = path
-	if k := t.cfg.Train.KeepCheckpoints; k > 0 {
-		if err := checkpoint.Prune(t.opts.RunDir, k); err != nil {
-			t.log.Warn("pruning old checkpoints", "err", err)
-		}
-	}
-	return nil
-}
-
-func (t *trainer) close() {
-	if t.ep != nil {
-		t.ep.Close()
-	}
-	if t.metrics != nil {
-		t.metrics.Close()
-	}
-	if t.samples != nil {
-		t.samples.Close()
-	}
-	if t.model != nil {
-		t.model.Close()
-	}
-}
-
 // interrupted reports a run stopped by a signal, with the checkpoint written for it.
 func interrupted(saveErr error, step int64, path string) error {
 	if saveErr != nil {
 		return fmt.Errorf("%w at step %d, and its checkpoint failed: %v", ErrInterrupted, step, saveErr)
 	}
+	if path == "" { // another rank than 0: rank 0 wrote and named it
+		return fmt.Errorf("%w at step %d", ErrInterrupted, step)
+	}
 	return fmt.Errorf("%w at step %d: checkpoint %s; continue with --resume latest", ErrInterrupted, step, path)
-}
-
-// validate scores the model on the validation split in eval mode (no augmentation), over
-// full batches: the model's graph has a fixed batch size, so a last partial batch is left out.
-func validate(ctx context.Context, model *fusion.Model, files []string, cfg PretrainConfig, tok *text.Tokenizer) (Validation, error) {
-	B := cfg.Train.BatchSize
-	l, err := loader.New(loader.Config{Files: files, Mode: loader.Eval, BatchSize: B, ImageSize: cfg.Model.Vision.ImageSize,
-		ContextLen: cfg.Model.Text.ContextLength, Tokenize: tok.TokenizeInto, Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers})
-	if err != nil {
-		return Validation{}, err
-	}
-	ep := l.Epoch(ctx, 0, 0)
-	defer ep.Close()
-	var v Validation
-	for cfg.Train.ValBatches <= 0 || v.Batches < cfg.Train.ValBatches {
-		b, err := ep.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return v, err
-		}
-		if b.Size != B {
-			b.Release()
-			break
-		}
-		out, err := model.Forward(b.Images, b.Tokens)
-		b.Release()
-		if err != nil {
-			return v, err
-		}
-		i2t, t2i := inBatchTop1(out.LogitsPerImage, B)
-		v.Loss += float64(out.Loss)
-		v.ImageTop += i2t
-		v.TextTop += t2i
-		v.Batches++
-	}
-	if v.Batches == 0 {
-		return v, fmt.Errorf("the validation split has fewer than train.batch_size=%d images", B)
-	}
-	n := float64(v.Batches)
-	v.Loss, v.ImageTop, v.TextTop = v.Loss/n, v.ImageTop/n, v.TextTop/n
-	return v, nil
-}
-
-// inBatchTop1 returns the share of rows (image→text) and of columns (text→image) of the
-// [B,B] logits whose largest entry is on the diagonal.
-func inBatchTop1(logits []float32, B int) (i2t, t2i float64) {
-	for r := 0; r < B; r++ {
-		best := 0
-		for c := 1; c < B; c++ {
-			if logits[r*B+c] > logits[r*B+best] {
-				best = c
-			}
-		}
-		if best == r {
-			i2t++
-		}
-	}
-	for c := 0; c < B; c++ {
-		best := 0
-		for r := 1; r < B; r++ {
-			if logits[r*B+c] > logits[best*B+c] {
-				best = r
-			}
-		}
-		if best == c {
-			t2i++
-		}
-	}
-	return i2t / float64(B), t2i / float64(B)
 }
 
 // splitFiles returns the shard files of one split of a prepared dataset.

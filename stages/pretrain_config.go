@@ -35,6 +35,11 @@ type DataConfig struct {
 	Workers    int     `yaml:"workers"`     // decode goroutines (default: all cores)
 	Flip       bool    `yaml:"flip"`        // random horizontal flips (off by default: captions say "left of")
 	Jitter     float64 `yaml:"jitter"`      // colour jitter strength for brightness/contrast/saturation (0: off)
+	// Streams is the number of disjoint input streams each global batch is drawn from, in equal
+	// shares (0: one per rank). Ranks read their own streams, so the batches do not depend on
+	// the number of ranks for any that divides it: a run resumes, or is reproduced, on 1, 2 or 4
+	// ranks with streams 4 and sees the same data.
+	Streams int `yaml:"streams"`
 }
 
 // TrainConfig is the optimisation, as open_clip and the reference do it.
@@ -167,6 +172,8 @@ func (c PretrainConfig) Validate() error {
 			t.LogEvery, t.CheckpointEvery, t.ValEvery)
 	case t.MaxBadSteps <= 0:
 		return fmt.Errorf("train.max_bad_steps %d must be positive", t.MaxBadSteps)
+	case c.Data.Streams < 0 || (c.Data.Streams > 0 && t.BatchSize%c.Data.Streams != 0):
+		return fmt.Errorf("data.streams %d must divide train.batch_size %d", c.Data.Streams, t.BatchSize)
 	case c.Data.Jitter < 0 || c.Data.Jitter > 1:
 		return fmt.Errorf("data.jitter %g must be in [0, 1]", c.Data.Jitter)
 	}

@@ -61,3 +61,12 @@ input pipeline, and trains and uses CLIP-style models. Each stage is a subcomman
 
 // logger is the process's logger, set up by the root command from --verbose.
 func logger() *slog.Logger { return slog.Default() }
+
+// rankLogger is the logger of one rank of a data-parallel job: rank 0 logs as one process
+// does, the others only their warnings and errors; each line names its rank.
+func rankLogger(rank int) *slog.Logger {
+	if rank == 0 {
+		return logger().With("rank", 0)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("rank", rank)
+}

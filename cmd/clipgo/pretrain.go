@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/stages"
 )
 
@@ -24,22 +26,50 @@ train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe na
 flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
 train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
 (RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
-at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where it stopped.`,
+at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where it stopped.
+
+Data parallel: built with MPI (make build-mpi), "mpirun -np N clipgo pretrain ..." trains on N
+ranks; train.batch_size is the global batch, each rank takes its share (README: Scaling out).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := stages.LoadPretrainConfig(recipe, sets)
 			if err != nil {
 				return err
 			}
-			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume, StopAt: stopAt, SampleLog: sampleLog}, logger(), os.Stderr)
-			if errors.Is(err, stages.ErrInterrupted) {
-				fmt.Fprintln(os.Stderr, "clipgo:", err)
-				os.Exit(130)
-			}
+			comm, err := dist.Init()
 			if err != nil {
 				return err
 			}
+			defer comm.Close()
+			log, progressTo := logger(), io.Writer(os.Stderr)
+			if comm.Size() > 1 {
+				log = rankLogger(comm.Rank())
+			}
+			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume,
+				StopAt: stopAt, SampleLog: sampleLog, Comm: comm}, log, progressTo)
+			if errors.Is(err, stages.ErrInterrupted) {
+				// Every rank stopped at the same step; rank 0 names the checkpoint.
+				if comm.Rank() == 0 {
+					fmt.Fprintln(os.Stderr, "clipgo:", err)
+				}
+				comm.Close()
+				os.Exit(130)
+			}
+			if err != nil {
+				if comm.Size() > 1 {
+					// The other ranks would wait for this one forever in their next collective.
+					fmt.Fprintf(os.Stderr, "clipgo: rank %d of %d: %v (aborting the job)\n", comm.Rank(), comm.Size(), err)
+					comm.Abort(1)
+				}
+				return err
+			}
+			if comm.Rank() != 0 {
+				return nil
+			}
 			w := cmd.OutOrStdout()
+			if comm.Size() > 1 {
+				fmt.Fprintf(w, "data parallel on %d ranks, %d pairs per rank per step\n", comm.Size(), cfg.Train.BatchSize/comm.Size())
+			}
 			fmt.Fprintf(w, "trained %s: steps %d..%d, loss %.4f -> %.4f, %.0f samples/s, checkpoint %s\n",
 				sum.RunDir, sum.FirstStep, sum.Steps, sum.FirstLoss, sum.LastLoss, sum.SamplesPerSec, sum.Checkpoint)
 			if v := sum.LastValidation; v != nil {
