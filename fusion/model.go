@@ -3,6 +3,7 @@ package fusion
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/text"
@@ -182,6 +183,15 @@ func (m *Model) contrast(img, txt, scale *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	return nn.LocalContrastiveLoss(perImage, perText, m.group.Rank()*m.batch)
+}
+
+// CollectiveTime is the time this model's steps have spent in collectives (gathering
+// features, summing their gradients), waiting for other ranks included; 0 in one process.
+func (m *Model) CollectiveTime() time.Duration {
+	if m.group == nil {
+		return 0
+	}
+	return m.group.Elapsed()
 }
 
 // SetForwardHook makes every Step and Forward call f once the loss is computed, between the

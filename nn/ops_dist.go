@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -23,9 +24,10 @@ type Collective interface {
 // collective that fails is remembered, the later ones of the run are skipped (their outputs
 // zeroed), and the caller asks Err after the run.
 type Group struct {
-	c   Collective
-	mu  sync.Mutex
-	err error
+	c       Collective
+	mu      sync.Mutex
+	err     error
+	elapsed time.Duration // spent in collectives, in total
 }
 
 // NewGroup returns a Group over c.
@@ -44,6 +46,14 @@ func (g *Group) Err() error {
 	return err
 }
 
+// Elapsed is the time spent in the graph's collectives so far: communication, and waiting
+// for the slowest rank.
+func (g *Group) Elapsed() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.elapsed
+}
+
 // run calls f unless a collective of this run already failed.
 func (g *Group) run(f func() error) {
 	g.mu.Lock()
@@ -52,11 +62,14 @@ func (g *Group) run(f func() error) {
 	if failed {
 		return
 	}
-	if err := f(); err != nil {
-		g.mu.Lock()
+	start := time.Now()
+	err := f()
+	g.mu.Lock()
+	g.elapsed += time.Since(start)
+	if err != nil {
 		g.err = err
-		g.mu.Unlock()
 	}
+	g.mu.Unlock()
 }
 
 // AllGather concatenates every rank's x [b, C] into [Size·b, C] in rank order. Its gradient

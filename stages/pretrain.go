@@ -64,9 +64,10 @@ type PretrainSummary struct {
 	FirstLoss      float32
 	LastLoss       float32
 	SamplesPerSec  float64
-	Checkpoint     string // the newest checkpoint written
-	SkippedSteps   int    // steps skipped for a non-finite loss or gradient
-	Stopped        bool   // ended at StopAt before train.steps
+	CommSeconds    float64 // data parallel: this rank's time in collectives (waits for other ranks included)
+	Checkpoint     string  // the newest checkpoint written
+	SkippedSteps   int     // steps skipped for a non-finite loss or gradient
+	Stopped        bool    // ended at StopAt before train.steps
 	LastValidation *Validation
 }
 
@@ -102,7 +103,7 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 	defer bar.Finish()
 
 	start, samples := time.Now(), int64(0)
-	var lastStall time.Duration
+	var lastStall, lastComm time.Duration
 	badInARow := 0
 	for ; t.step < cfg.Train.Steps; t.step++ {
 		step := t.step
@@ -155,9 +156,15 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 			if stall < lastStall { // a new epoch started its own count
 				lastStall = 0
 			}
-			if err := t.metrics.write(map[string]any{"step": step + 1, "epoch": t.streams[0].epoch, "loss": loss,
+			rec := map[string]any{"step": step + 1, "epoch": t.streams[0].epoch, "loss": loss,
 				"logit_scale": temperature(t.params), "lr": lr, "grad_norm": gradNorm, "samples_per_s": rate,
-				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}); err != nil {
+				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}
+			if t.comm.Size() > 1 {
+				comm := t.commTime()
+				rec["comm_s"] = (comm - lastComm).Seconds() // in collectives since the previous record
+				lastComm = comm
+			}
+			if err := t.metrics.write(rec); err != nil {
 				return t.sum, err
 			}
 			lastStall = stall
@@ -192,6 +199,7 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 		}
 	}
 	t.sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
+	t.sum.CommSeconds = t.commTime().Seconds()
 	return t.sum, nil
 }
 
@@ -211,11 +219,12 @@ type trainer struct {
 	seen    []seenSample
 	cfgJSON string
 
-	comm    *dist.Comm
-	lead    bool      // rank 0: logs, writes checkpoints and metrics
-	flat    []float32 // gradients, loss and stop flag, all-reduced in one call (several ranks)
-	dataCtx context.Context
-	cancel  context.CancelFunc
+	comm       *dist.Comm
+	lead       bool          // rank 0: logs, writes checkpoints and metrics
+	flat       []float32     // gradients, loss and stop flag, all-reduced in one call (several ranks)
+	reduceTime time.Duration // spent in that all-reduce
+	dataCtx    context.Context
+	cancel     context.CancelFunc
 
 	valFiles []string
 	accum    [][]float32 // gradient sums over micro-batches (train.accum_steps > 1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/clipgo/clipgo/nn/checkpoint"
 )
@@ -61,9 +62,11 @@ func (t *trainer) allReduce(loss float32, stop bool) (float32, bool, error) {
 	if stop {
 		flat[at+1] = 1
 	}
+	start := time.Now()
 	if err := t.comm.AllReduceSum(flat); err != nil {
 		return 0, false, fmt.Errorf("gradient all-reduce: %w", err)
 	}
+	t.reduceTime += time.Since(start)
 	inv := 1 / float32(t.comm.Size())
 	at = 0
 	for _, p := range t.params {
@@ -74,6 +77,9 @@ func (t *trainer) allReduce(loss float32, stop bool) (float32, bool, error) {
 	}
 	return flat[at] * inv, flat[at+1] > 0, nil
 }
+
+// commTime is the time this rank has spent in collectives during training steps.
+func (t *trainer) commTime() time.Duration { return t.reduceTime + t.model.CollectiveTime() }
 
 // positions returns where every stream of the job stands, in stream order (gathered from all
 // ranks).

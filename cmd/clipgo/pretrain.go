@@ -67,8 +67,10 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 				return nil
 			}
 			w := cmd.OutOrStdout()
-			if comm.Size() > 1 {
-				fmt.Fprintf(w, "data parallel on %d ranks, %d pairs per rank per step\n", comm.Size(), cfg.Train.BatchSize/comm.Size())
+			if n := comm.Size(); n > 1 {
+				steps := max(sum.Steps-sum.FirstStep, 1)
+				fmt.Fprintf(w, "data parallel on %d ranks, %d pairs per rank per step; rank 0 spent %.1f s in collectives (%.1f ms per step)\n",
+					n, cfg.Train.BatchSize/n, sum.CommSeconds, 1000*sum.CommSeconds/float64(steps))
 			}
 			fmt.Fprintf(w, "trained %s: steps %d..%d, loss %.4f -> %.4f, %.0f samples/s, checkpoint %s\n",
 				sum.RunDir, sum.FirstStep, sum.Steps, sum.FirstLoss, sum.LastLoss, sum.SamplesPerSec, sum.Checkpoint)

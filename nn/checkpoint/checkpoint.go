@@ -215,6 +215,18 @@ func Load(path string, params []*nn.Param) (Meta, map[string][]float32, error) {
 	return meta, optim, nil
 }
 
+// ReadMeta returns a checkpoint's metadata (step, data positions, model config) after the
+// same checks of the file pair as Load, without reading the tensors.
+func ReadMeta(path string) (Meta, error) {
+	mf, of, meta, err := open(path, true)
+	if err != nil {
+		return Meta{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	mf.Close()
+	of.Close()
+	return meta, nil
+}
+
 // Latest returns the model file of the highest step in run whose model and optimiser files are
 // both complete, readable and paired (the optimiser file's SHA-256 is the one the model file
 // records). Incomplete or corrupt newer checkpoints and temporary files are passed over. When
