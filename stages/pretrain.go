@@ -195,7 +195,13 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 			break
 		}
 		if stop && !last {
-			return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
+			err := t.save(step + 1)
+			// Under mpirun, the first rank to exit gets the others killed: they wait until
+			// rank 0's checkpoint is on disk.
+			if berr := t.comm.Barrier(); err == nil {
+				err = berr
+			}
+			return t.sum, interrupted(err, step+1, t.sum.Checkpoint)
 		}
 	}
 	t.sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()

@@ -297,3 +297,63 @@ func TestMPIWrongBuild(t *testing.T) {
 		t.Fatalf("mpirun -np 2 of a build without MPI: %v\n%s", err, out)
 	}
 }
+
+// TestMPISignalOneRank sends SIGTERM to rank 1 alone: the ranks agree to stop after the same
+// step, rank 0 writes its checkpoint before any rank exits, and the run resumes from it.
+func TestMPISignalOneRank(t *testing.T) {
+	bin, mpirun := buildMPICLI(t)
+	data := prepareSynthetic(t, 400)
+	run := filepath.Join(t.TempDir(), "run")
+	sets := []string{"train.steps=400", "train.checkpoint_every=1000", "train.val_every=0"}
+	cmd := mpiCommand(mpirun, 2, bin, pretrainArgs(data, run, sets...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for countLines(readFile(filepath.Join(run, stages.MetricsName))) < 3 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no training after 60 s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := exec.Command("kill", "-TERM", strconv.Itoa(rankPID(t, cmd.Process.Pid, 1))).Run(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the job still runs 60 s after SIGTERM to rank 1:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "training interrupted at step") {
+		t.Fatalf("rank 0 did not report the interruption:\n%s", out.String())
+	}
+	latest, err := checkpoint.Latest(run)
+	if err != nil {
+		t.Fatalf("no checkpoint after the interruption: %v\n%s", err, out.String())
+	}
+	meta, err := checkpoint.ReadMeta(latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), latest) {
+		t.Errorf("the message does not name %s:\n%s", latest, out.String())
+	}
+	target := meta.Step + 2
+	res, err := mpiCommand(mpirun, 2, bin, append(pretrainArgs(data, run, sets...), "--resume", "latest",
+		"--stop-at", strconv.FormatInt(target, 10))...).CombinedOutput()
+	if err != nil || !strings.Contains(string(res), fmt.Sprintf("steps %d..%d", meta.Step, target)) {
+		t.Fatalf("resume after SIGTERM: %v\n%s", err, res)
+	}
+	t.Logf("SIGTERM to rank 1: both ranks stopped after step %d with its checkpoint; resumed to %d", meta.Step, target)
+}
+
+func readFile(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
