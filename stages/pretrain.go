@@ -340,7 +340,7 @@ func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*t
 	t.sum.FirstStep = t.step
 	if t.lead {
 		if t.metrics, err = openMetrics(filepath.Join(opts.RunDir, MetricsName), t.step); err != nil {
-			return t, err
+			return t, fmt.Errorf("metrics: %w", err)
 		}
 	}
 	if opts.SampleLog != "" {
@@ -539,6 +539,7 @@ func prepareRunDir(opts PretrainOptions, cfg PretrainConfig) error {
 	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
 		return fmt.Errorf("pretrain: %w", err)
 	}
+	removeStaleTemps(opts.RunDir, RunConfigName, MetricsName)
 	if opts.Resume == "" {
 		if latest, err := checkpoint.Latest(opts.RunDir); err == nil {
 			return fmt.Errorf("pretrain: %s already holds a run (checkpoint %s): continue it with --resume latest, or choose another --out",
@@ -569,18 +570,17 @@ type metricsLog struct {
 	enc *json.Encoder
 }
 
-// openMetrics opens the metrics log for appending; on a resume from step, it first drops the
-// records of steps after it (written by the interrupted run past its last checkpoint), so
-// that the log reads as one uninterrupted run.
+// openMetrics opens a JSON-lines log of steps for appending; it first drops the records of
+// steps after step (written by an interrupted run past its last checkpoint, or, at step 0, by
+// an attempt killed before its first checkpoint), so that the log reads as one uninterrupted
+// run.
 func openMetrics(path string, step int64) (*metricsLog, error) {
-	if step > 0 {
-		if err := truncateMetrics(path, step); err != nil {
-			return nil, err
-		}
+	if err := truncateMetrics(path, step); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, err
 	}
 	return &metricsLog{f: f, enc: json.NewEncoder(f)}, nil
 }

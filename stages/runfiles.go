@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
 )
@@ -15,14 +16,26 @@ import (
 // writeFileAtomic writes data to path whole or not at all (internal/atomicfile).
 func writeFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }
 
-// truncateMetrics rewrites a metrics log without the records of steps after step.
+// removeStaleTemps deletes the temporary files (".<name>.tmp-*") that a killed process left
+// beside the named files of dir: one process writes a run directory, so none is in use.
+func removeStaleTemps(dir string, names ...string) {
+	for _, name := range names {
+		stale, _ := filepath.Glob(filepath.Join(dir, "."+name+".tmp-*"))
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
+}
+
+// truncateMetrics rewrites a log of steps (metrics, sample log) without the records of steps
+// after step, and without torn lines.
 func truncateMetrics(path string, step int64) error {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return err // names the path
 	}
 	var kept bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(raw))
@@ -40,7 +53,7 @@ func truncateMetrics(path string, step int64) error {
 		kept.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("metrics %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return writeFileAtomic(path, kept.Bytes())
 }

@@ -47,6 +47,9 @@ func atomicWrite(path string, write func(io.Writer) error) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
+	if err = os.Chmod(tmp, 0o644); err != nil { // as every other result file (CreateTemp makes 0600)
+		return err
+	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
