@@ -205,7 +205,28 @@ func TestMPIRankDies(t *testing.T) {
 	bin, mpirun := buildMPICLI(t)
 	data := prepareSynthetic(t, 400)
 	run := filepath.Join(t.TempDir(), "run")
-	cmd := mpiCommand(mpirun, 2, bin, pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=2", "train.val_every=0")...)
+	args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=2", "train.val_every=0")
+	out, after, err := signalRank1(t, mpirun, 2, bin, args, "-KILL", func() bool {
+		_, err := checkpoint.Latest(run)
+		return err == nil
+	})
+	if err == nil {
+		t.Fatalf("mpirun exited 0 after rank 1 was killed:\n%s", out)
+	}
+	t.Logf("rank 1 killed: mpirun ended %.1f s later with %v", after.Seconds(), err)
+	if !strings.Contains(out, "rank 1") {
+		t.Errorf("no message names rank 1:\n%s", out)
+	}
+	step := resumeTwoSteps(t, mpirun, bin, run, args)
+	t.Logf("resumed from the checkpoint of step %d", step)
+}
+
+// signalRank1 starts mpirun -np n bin args, waits until ready (60 s at most), sends sig to
+// rank 1 alone, and waits (60 s at most) for the job to end; it returns the job's output and
+// time from the signal to the end, and its exit error.
+func signalRank1(t *testing.T, mpirun string, n int, bin string, args []string, sig string, ready func() bool) (string, time.Duration, error) {
+	t.Helper()
+	cmd := mpiCommand(mpirun, n, bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -214,51 +235,45 @@ func TestMPIRankDies(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := checkpoint.Latest(run); err == nil {
-			break
-		}
+	for !ready() {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatalf("no checkpoint after 60 s:\n%s", out.String())
+			t.Fatalf("not ready to be signalled after 60 s:\n%s", out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	victim := rankPID(t, cmd.Process.Pid, 1)
-	if err := exec.Command("kill", "-9", strconv.Itoa(victim)).Run(); err != nil {
+	if err := exec.Command("kill", sig, strconv.Itoa(rankPID(t, cmd.Process.Pid, 1))).Run(); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
+	sent := time.Now()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Fatalf("mpirun exited 0 after rank 1 was killed:\n%s", out.String())
-		}
-		t.Logf("rank 1 (pid %d) killed: mpirun ended %.1f s later with %v", victim, time.Since(killed).Seconds(), err)
-	case <-time.After(30 * time.Second):
+		return out.String(), time.Since(sent), err
+	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("the job still runs 30 s after rank 1 died:\n%s", out.String())
+		t.Fatalf("the job still runs 60 s after kill %s to rank 1:\n%s", sig, out.String())
 	}
-	if !strings.Contains(out.String(), "rank 1") {
-		t.Errorf("no message names rank 1:\n%s", out.String())
-	}
+	return "", 0, nil
+}
+
+// resumeTwoSteps continues run from its latest checkpoint on 2 ranks for two steps, and
+// returns the checkpoint's step.
+func resumeTwoSteps(t *testing.T, mpirun, bin, run string, args []string) int64 {
+	t.Helper()
 	latest, err := checkpoint.Latest(run)
 	if err != nil {
-		t.Fatalf("no usable checkpoint after the crash: %v", err)
+		t.Fatalf("no usable checkpoint: %v", err)
 	}
 	meta, err := checkpoint.ReadMeta(latest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := meta.Step + 2
-	res, err := mpiCommand(mpirun, 2, bin, append(pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=2", "train.val_every=0"),
-		"--resume", "latest", "--stop-at", strconv.FormatInt(target, 10))...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("resume after the crash: %v\n%s", err, res)
+	res, err := mpiCommand(mpirun, 2, bin, append(args, "--resume", "latest", "--stop-at", strconv.FormatInt(target, 10))...).CombinedOutput()
+	if err != nil || !strings.Contains(string(res), fmt.Sprintf("steps %d..%d", meta.Step, target)) {
+		t.Fatalf("resume from step %d: %v\n%s", meta.Step, err, res)
 	}
-	if !strings.Contains(string(res), fmt.Sprintf("steps %d..%d", meta.Step, target)) {
-		t.Errorf("resume did not continue from step %d:\n%s", meta.Step, res)
-	}
+	return meta.Step
 }
 
 // rankPID finds the process of a rank under mpirun by its OMPI_COMM_WORLD_RANK.
@@ -304,53 +319,22 @@ func TestMPISignalOneRank(t *testing.T) {
 	bin, mpirun := buildMPICLI(t)
 	data := prepareSynthetic(t, 400)
 	run := filepath.Join(t.TempDir(), "run")
-	sets := []string{"train.steps=400", "train.checkpoint_every=1000", "train.val_every=0"}
-	cmd := mpiCommand(mpirun, 2, bin, pretrainArgs(data, run, sets...)...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for countLines(readFile(filepath.Join(run, stages.MetricsName))) < 3 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no training after 60 s:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err := exec.Command("kill", "-TERM", strconv.Itoa(rankPID(t, cmd.Process.Pid, 1))).Run(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the job still runs 60 s after SIGTERM to rank 1:\n%s", out.String())
-	}
-	if !strings.Contains(out.String(), "training interrupted at step") {
-		t.Fatalf("rank 0 did not report the interruption:\n%s", out.String())
+	args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=1000", "train.val_every=0")
+	out, _, _ := signalRank1(t, mpirun, 2, bin, args, "-TERM", func() bool {
+		return countLines(readFile(filepath.Join(run, stages.MetricsName))) >= 3
+	})
+	if !strings.Contains(out, "training interrupted at step") {
+		t.Fatalf("rank 0 did not report the interruption:\n%s", out)
 	}
 	latest, err := checkpoint.Latest(run)
 	if err != nil {
-		t.Fatalf("no checkpoint after the interruption: %v\n%s", err, out.String())
+		t.Fatalf("no checkpoint after the interruption: %v\n%s", err, out)
 	}
-	meta, err := checkpoint.ReadMeta(latest)
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(out, latest) {
+		t.Errorf("the message does not name %s:\n%s", latest, out)
 	}
-	if !strings.Contains(out.String(), latest) {
-		t.Errorf("the message does not name %s:\n%s", latest, out.String())
-	}
-	target := meta.Step + 2
-	res, err := mpiCommand(mpirun, 2, bin, append(pretrainArgs(data, run, sets...), "--resume", "latest",
-		"--stop-at", strconv.FormatInt(target, 10))...).CombinedOutput()
-	if err != nil || !strings.Contains(string(res), fmt.Sprintf("steps %d..%d", meta.Step, target)) {
-		t.Fatalf("resume after SIGTERM: %v\n%s", err, res)
-	}
-	t.Logf("SIGTERM to rank 1: both ranks stopped after step %d with its checkpoint; resumed to %d", meta.Step, target)
+	step := resumeTwoSteps(t, mpirun, bin, run, args)
+	t.Logf("SIGTERM to rank 1: both ranks stopped after step %d with its checkpoint, and the run resumed from it", step)
 }
 
 func readFile(path string) []byte {
