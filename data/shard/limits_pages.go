@@ -143,7 +143,8 @@ func checkChunkPages(r io.ReaderAt, fileSize int64, md *format.ColumnMetaData, r
 	case format.Uncompressed, format.Snappy, format.Zstd:
 	case format.Gzip, format.Brotli, format.Lz4, format.Lz4Raw:
 		if !lim.UnboundedCodecs {
-			return fmt.Errorf("codec %s is refused: parquet-go inflates its pages without a bound (set Limits.UnboundedCodecs to accept it)", md.Codec)
+			return fmt.Errorf("codec %s is refused: parquet-go inflates its pages without a bound, so one crafted page could exhaust memory; "+
+				"re-encode the file with SNAPPY or ZSTD (pyarrow: compression='zstd'), or, for files you trust, set Limits.UnboundedCodecs", md.Codec)
 		}
 	default:
 		return fmt.Errorf("%w: unsupported codec %s", ErrCorrupt, md.Codec)

@@ -59,9 +59,15 @@ func openParquet(path string, lim Limits) (_ *parquetFile, err error) {
 	if footer > lim.MaxFooterBytes {
 		return nil, fmt.Errorf("shard %s: footer of %d bytes exceeds the limit of %d", path, footer, lim.MaxFooterBytes)
 	}
+	if err := checkFooter(f, size, footer); err != nil {
+		return nil, fmt.Errorf("shard %s: %w", path, err)
+	}
 	pf, err := parquet.OpenFile(f, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w: %w", path, ErrCorrupt, err)
+	}
+	if err := checkRowCounts(pf.Metadata(), lim); err != nil {
+		return nil, fmt.Errorf("shard %s: %w", path, err)
 	}
 	if err := checkMetadata(pf, size); err != nil {
 		return nil, fmt.Errorf("shard %s: %w: %w", path, ErrCorrupt, err)

@@ -33,6 +33,9 @@ func readRowGroup(f *parquetFile, lay *layout, rg int, firstRow int64, skip []bo
 	if bytes > lim.MaxRowGroupBytes {
 		return nil, fmt.Errorf("shard %s row group %d: %d bytes in the projected columns exceed the limit of %d", f.path, rg, bytes, lim.MaxRowGroupBytes)
 	}
+	if err := checkRowGroupPages(f, lay, rg, lim); err != nil {
+		return nil, err
+	}
 	n := int(meta.NumRows)
 	recs = make([]Record, n)
 	rowBytes := make([]int64, n)
