@@ -2,11 +2,14 @@ package shard
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // fuzzLimits keep a fuzzed file from asking for much memory.
@@ -39,6 +42,23 @@ func FuzzReadShard(f *testing.F) {
 	writeGeneric(f, i2d, []img2datasetRow{{Key: "k", Caption: "c", JPG: []byte{9}, Width: 1 << 40}})
 	if b, err := os.ReadFile(i2d); err == nil {
 		f.Add(b)
+	}
+	// Page headers declaring a 2 GiB body or 2^31-1 values: refused before parquet-go would
+	// allocate from them (2.8 and 8 GiB before the page checks).
+	pf, err := openParquet(native[0], DefaultLimits)
+	if err != nil {
+		f.Fatal(err)
+	}
+	jpg := lookupColumn(pf.pf.Root(), ColJPG).Index()
+	pf.Close()
+	for _, edit := range []func(*format.PageHeader){
+		func(h *format.PageHeader) { h.CompressedPageSize = math.MaxInt32 },
+		func(h *format.PageHeader) { h.UncompressedPageSize = math.MaxInt32 },
+		func(h *format.PageHeader) {
+			h.DataPageHeader.V.NumValues, h.DataPageHeaderV2.V.NumValues = math.MaxInt32, math.MaxInt32
+		},
+	} {
+		f.Add(rewritePage(f, valid, jpg, edit))
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
