@@ -3,6 +3,7 @@ package fusion
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/clipgo/clipgo/nn"
@@ -34,7 +35,7 @@ type Model struct {
 
 	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
 	logitsT                        []float32 // data-parallel: this rank's texts against every image
-	onLoss                         func()    // called once the loss is computed (SetForwardHook)
+	onLoss                         *func()   // called once the loss is computed (SetForwardHook)
 	train, eval                    G.VM
 	encImg, encTxt                 G.VM // each tower alone, for embedding and zero-shot
 }
@@ -122,9 +123,13 @@ func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	if loss, err = nn.Tap(loss, m.loss); err != nil {
 		return nil, err
 	}
+	// The hook must not capture m: gorgonia's tape machines carry finalizers, and a cycle from
+	// a machine through its graph back to itself (as m.train) is never collected.
+	onLoss := new(func())
+	m.onLoss = onLoss
 	if loss, err = nn.Hook(loss, func() {
-		if m.onLoss != nil {
-			m.onLoss()
+		if *onLoss != nil {
+			(*onLoss)()
 		}
 	}); err != nil {
 		return nil, err
@@ -196,7 +201,7 @@ func (m *Model) CollectiveTime() time.Duration {
 
 // SetForwardHook makes every Step and Forward call f once the loss is computed, between the
 // forward and the backward pass (benchmarks time the two from it); nil removes it.
-func (m *Model) SetForwardHook(f func()) { m.onLoss = f }
+func (m *Model) SetForwardHook(f func()) { *m.onLoss = f }
 
 // Config returns the model's configuration.
 func (m *Model) Config() Config { return m.cfg }
@@ -313,8 +318,14 @@ func (m *Model) outputs() Outputs {
 
 // Close releases the machines.
 func (m *Model) Close() error {
-	for _, vm := range []G.VM{m.train, m.encImg, m.encTxt} {
-		vm.Close()
+	var err error
+	for _, vm := range []G.VM{m.train, m.eval, m.encImg, m.encTxt} {
+		if cerr := vm.Close(); err == nil {
+			err = cerr
+		}
+		// Its finalizer (CUDA clean-up, unused here) would also keep the machine, and all its
+		// graph reaches, alive through any reference cycle.
+		runtime.SetFinalizer(vm, nil)
 	}
-	return m.eval.Close()
+	return err
 }

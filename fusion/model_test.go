@@ -2,6 +2,7 @@ package fusion
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -202,5 +203,37 @@ func TestSameSeedSameModel(t *testing.T) {
 	}
 	if !differ {
 		t.Error("seeds 9 and 10 gave the same matrices")
+	}
+}
+
+// TestClosedModelsAreFreed builds and closes a model with the full vocabulary (about 90 MiB)
+// three times: the heap must not grow by a model each time. gorgonia's tape machines carry
+// finalizers, so one reference cycle through a machine's graph used to keep every model alive.
+func TestClosedModelsAreFreed(t *testing.T) {
+	cfg := Config{EmbedDim: 64, Vision: vision.Config{ImageSize: 32, PatchSize: 8, Width: 128, Layers: 2, Heads: 2, MLPRatio: 4},
+		Text: text.Config{ContextLength: 32, VocabSize: text.VocabSize, Width: 128, Layers: 2, Heads: 2, MLPRatio: 4}}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	var after [3]uint64
+	for i := range after {
+		m, err := New(cfg, 8, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetForwardHook(func() {})
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after[i] = heap()
+	}
+	t.Logf("heap before %d MiB, after each build and close: %d, %d, %d MiB", before>>20, after[0]>>20, after[1]>>20, after[2]>>20)
+	if after[2] > after[0]+16<<20 || after[2] > before+16<<20 {
+		t.Errorf("closed models are not freed: heap %d MiB before, %d MiB after three", before>>20, after[2]>>20)
 	}
 }
