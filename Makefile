@@ -37,15 +37,19 @@ build-mpi: deps ## build bin/clipgo-mpi, the data-parallel clipgo (Open MPI or M
 test-deps: ## install the system packages the tests use (apt-get, as root)
 	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
-test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end)
+test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end), then the concurrent and training packages under the race detector
 	$(GO) vet ./...
 	CLIPGO_SHARED=$(SHARED) $(GO) test -count=1 -timeout 14m ./...
 	@if command -v mpicc >/dev/null; then echo "CC=mpicc $(GO) test -tags mpi -count=1 ./internal/dist"; CC=mpicc $(GO) test -tags mpi -count=1 ./internal/dist; \
 	elif [ "$$CLIPGO_REQUIRE_ALL" = 1 ]; then echo "clipgo: CLIPGO_REQUIRE_ALL=1 and mpicc is missing (make test-deps)" >&2; exit 1; \
 	else echo "skipped: the MPI binding test (no mpicc: make test-deps installs Open MPI)"; fi
+	CLIPGO_SHARED=$(SHARED) $(GO) test -race -short -count=1 -timeout 10m $(RACE_PKGS)
 
-race: deps ## the concurrent packages under the race detector
-	CLIPGO_SHARED=$(SHARED) $(GO) test -race -count=1 -timeout 14m ./pipeline/... ./data/... ./tests/...
+# The race run of `make test` uses -short (TestPretrainLearns, TestPrepareFlickr8k and the ViT-B/32
+# step are 15-19x slower under the detector); tests that run clipgo as child processes skip it.
+RACE_PKGS := ./pipeline/... ./data/... ./nn/... ./fusion/... ./stages/... ./tests/...
+race: deps ## all of RACE_PKGS under the race detector, long tests included (~20 min on 2 cores)
+	CLIPGO_SHARED=$(SHARED) $(GO) test -race -count=1 -timeout 40m $(RACE_PKGS)
 
 BENCH_THREADS ?= 2
 BENCH_ROUNDS ?= 3

@@ -17,6 +17,7 @@ import (
 // buildCLI compiles cmd/clipgo once per test binary run.
 func buildCLI(t *testing.T) string {
 	t.Helper()
+	skipUnderRace(t)
 	bin := filepath.Join(t.TempDir(), "clipgo")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/clipgo")
 	cmd.Dir = testenv.RepoRoot(t)
@@ -24,6 +25,15 @@ func buildCLI(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// skipUnderRace skips a test whose work runs in child processes: the race detector sees only
+// the test binary, and the plain test run covers these.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("skipped under -race: its work runs in child processes, which the race detector does not instrument (the plain run covers it)")
+	}
 }
 
 func run(t *testing.T, bin string, stdin string, args ...string) (string, error) {

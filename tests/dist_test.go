@@ -135,6 +135,7 @@ var mpiEnv = []string{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 // buildMPICLI compiles cmd/clipgo with MPI (CC=mpicc, tag mpi), or skips without Open MPI.
 func buildMPICLI(t *testing.T) (bin, mpirun string) {
 	t.Helper()
+	skipUnderRace(t)
 	mpicc := testenv.Command(t, "mpicc", "apt-get install libopenmpi-dev openmpi-bin")
 	mpirun = testenv.Command(t, "mpirun", "apt-get install openmpi-bin")
 	bin = filepath.Join(t.TempDir(), "clipgo-mpi")
