@@ -172,6 +172,9 @@ func Pretrain(ctx context.Context, opts PretrainOptions, log *slog.Logger, progr
 		last := step+1 == cfg.Train.Steps
 		if t.valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
 			v, err := t.validate(t.dataCtx)
+			if err != nil && t.dataCtx.Err() != nil { // a signal during validation: the step is done
+				return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
+			}
 			if err != nil {
 				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
 			}
