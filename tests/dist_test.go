@@ -207,7 +207,7 @@ func TestMPIRankDies(t *testing.T) {
 	data := prepareSynthetic(t, 400)
 	run := filepath.Join(t.TempDir(), "run")
 	args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=2", "train.val_every=0")
-	out, after, err := signalRank1(t, mpirun, 2, bin, args, "-KILL", func() bool {
+	out, after, err := signalJob(t, mpirun, 2, bin, args, "-KILL", 1, func() bool {
 		_, err := checkpoint.Latest(run)
 		return err == nil
 	})
@@ -222,10 +222,13 @@ func TestMPIRankDies(t *testing.T) {
 	t.Logf("resumed from the checkpoint of step %d", step)
 }
 
-// signalRank1 starts mpirun -np n bin args, waits until ready (60 s at most), sends sig to
-// rank 1 alone, and waits (60 s at most) for the job to end; it returns the job's output and
-// time from the signal to the end, and its exit error.
-func signalRank1(t *testing.T, mpirun string, n int, bin string, args []string, sig string, ready func() bool) (string, time.Duration, error) {
+// toMpirun, as signalJob's target, signals mpirun itself rather than a rank.
+const toMpirun = -1
+
+// signalJob starts mpirun -np n bin args, waits until ready (60 s at most), sends sig to rank
+// target alone (or to mpirun), and waits (60 s at most) for the job to end; it returns the
+// job's output, the time from the signal to the end, and its exit error.
+func signalJob(t *testing.T, mpirun string, n int, bin string, args []string, sig string, target int, ready func() bool) (string, time.Duration, error) {
 	t.Helper()
 	cmd := mpiCommand(mpirun, n, bin, args...)
 	var out strings.Builder
@@ -243,7 +246,11 @@ func signalRank1(t *testing.T, mpirun string, n int, bin string, args []string, 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := exec.Command("kill", sig, strconv.Itoa(rankPID(t, cmd.Process.Pid, 1))).Run(); err != nil {
+	pid := cmd.Process.Pid
+	if target != toMpirun {
+		pid = rankPID(t, pid, target)
+	}
+	if err := exec.Command("kill", sig, strconv.Itoa(pid)).Run(); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
@@ -252,7 +259,7 @@ func signalRank1(t *testing.T, mpirun string, n int, bin string, args []string, 
 		return out.String(), time.Since(sent), err
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("the job still runs 60 s after kill %s to rank 1:\n%s", sig, out.String())
+		t.Fatalf("the job still runs 60 s after kill %s to rank %d:\n%s", sig, target, out.String())
 	}
 	return "", 0, nil
 }
@@ -314,28 +321,35 @@ func TestMPIWrongBuild(t *testing.T) {
 	}
 }
 
-// TestMPISignalOneRank sends SIGTERM to rank 1 alone: the ranks agree to stop after the same
-// step, rank 0 writes its checkpoint before any rank exits, and the run resumes from it.
-func TestMPISignalOneRank(t *testing.T) {
+// TestMPISignal stops a job cleanly by SIGTERM to rank 1 alone, and by SIGUSR1 to mpirun
+// (which forwards it to every rank): the ranks agree to stop after the same step, rank 0 writes
+// its checkpoint before any rank exits, and the run resumes from it.
+func TestMPISignal(t *testing.T) {
 	bin, mpirun := buildMPICLI(t)
 	data := prepareSynthetic(t, 400)
-	run := filepath.Join(t.TempDir(), "run")
-	args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=1000", "train.val_every=0")
-	out, _, _ := signalRank1(t, mpirun, 2, bin, args, "-TERM", func() bool {
-		return countLines(readFile(filepath.Join(run, stages.MetricsName))) >= 3
-	})
-	if !strings.Contains(out, "training interrupted at step") {
-		t.Fatalf("rank 0 did not report the interruption:\n%s", out)
+	for _, c := range []struct {
+		sig    string
+		target int
+	}{{"-TERM", 1}, {"-USR1", toMpirun}} {
+		run := filepath.Join(t.TempDir(), "run")
+		args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=1000", "train.val_every=0")
+		out, _, _ := signalJob(t, mpirun, 2, bin, args, c.sig, c.target, func() bool {
+			return countLines(readFile(filepath.Join(run, stages.MetricsName))) >= 3
+		})
+		if !strings.Contains(out, "training interrupted at step") {
+			t.Fatalf("kill %s: rank 0 did not report the interruption:\n%s", c.sig, out)
+		}
+		latest, err := checkpoint.Latest(run)
+		if err != nil {
+			t.Fatalf("kill %s: no checkpoint after the interruption: %v\n%s", c.sig, err, out)
+		}
+		if !strings.Contains(out, latest) {
+			t.Errorf("kill %s: the message does not name %s:\n%s", c.sig, latest, out)
+		}
+		step := resumeTwoSteps(t, mpirun, bin, run, args)
+		t.Logf("kill %s to %s: both ranks stopped after step %d with its checkpoint, and the run resumed from it",
+			c.sig, map[bool]string{true: "mpirun", false: "rank 1"}[c.target == toMpirun], step)
 	}
-	latest, err := checkpoint.Latest(run)
-	if err != nil {
-		t.Fatalf("no checkpoint after the interruption: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, latest) {
-		t.Errorf("the message does not name %s:\n%s", latest, out)
-	}
-	step := resumeTwoSteps(t, mpirun, bin, run, args)
-	t.Logf("SIGTERM to rank 1: both ranks stopped after step %d with its checkpoint, and the run resumed from it", step)
 }
 
 func readFile(path string) []byte {

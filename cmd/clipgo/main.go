@@ -24,7 +24,9 @@ func main() {
 			os.Exit(2)
 		}
 	}()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGUSR1 stops as SIGTERM does: Open MPI's mpirun forwards it to every rank (and not
+	// SIGTERM), and batch systems send it ahead of a time limit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -26,7 +26,7 @@ train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe na
 flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
 train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
 (RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
-at the end and on SIGINT/SIGTERM. --resume latest continues a run exactly where it stopped.
+at the end and on SIGINT/SIGTERM/SIGUSR1. --resume latest continues a run exactly where it stopped.
 
 Data parallel: built with MPI (make build-mpi), "mpirun -np N clipgo pretrain ..." trains on N
 ranks; train.batch_size is the global batch, each rank takes its share (README: Scaling out).`,
