@@ -10,9 +10,7 @@ import (
 
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/loader"
-	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/stages"
-	"github.com/clipgo/clipgo/text"
 )
 
 // BenchmarkInputPipeline64 measures what training will see: 64 px batches of 128 from
@@ -27,18 +25,7 @@ func BenchmarkInputPipeline64(b *testing.B) {
 	if _, err := stages.Prepare(context.Background(), cfg, quiet, io.Discard); err != nil {
 		b.Fatal(err)
 	}
-	m, err := shard.ReadManifest(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	files, err := m.Files(dir, "train")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, err := text.NewTokenizer()
-	if err != nil {
-		b.Fatal(err)
-	}
+	files, tok := splitFiles(b, dir, "train"), newTokenizer(b)
 	const batch = 128
 	l, err := loader.New(loader.Config{Files: files, Mode: loader.Train, BatchSize: batch, ImageSize: 64, ContextLen: 77,
 		Tokenize: tok.TokenizeInto, Seed: 1, DecodeWorkers: 2, TokenizeWorkers: 1,

@@ -282,16 +282,9 @@ func faultCheckMetrics(t *testing.T, run string, steps int64) {
 // faultTrainKeys returns the keys of a dataset's train split.
 func faultTrainKeys(t *testing.T, data string) map[string]bool {
 	t.Helper()
-	m, err := shard.ReadManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := m.Files(data, "train")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := splitFiles(t, data, "train")
 	keys := map[string]bool{}
-	err = shard.Read(context.Background(), files, shard.ReadOptions{Columns: []string{shard.ColKey}}, func(s shard.Sample) error {
+	err := shard.Read(context.Background(), files, shard.ReadOptions{Columns: []string{shard.ColKey}}, func(s shard.Sample) error {
 		keys[s.Key] = true
 		return nil
 	})

@@ -34,6 +34,30 @@ func prepareSynthetic(t *testing.T, n int) string {
 	return out
 }
 
+// splitFiles returns the shard files of a prepared dataset's split.
+func splitFiles(t testing.TB, dir, split string) []string {
+	t.Helper()
+	m, err := shard.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := m.Files(dir, split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// newTokenizer returns the CLIP tokenizer.
+func newTokenizer(t testing.TB) *text.Tokenizer {
+	t.Helper()
+	tok, err := text.NewTokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 type epochResult struct {
 	images  [][]float32
 	tokens  [][]int32
@@ -104,14 +128,7 @@ func TestPrepareThenLoadBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	train, err := m.Files(dir, "train")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := text.NewTokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	train, tok := splitFiles(t, dir, "train"), newTokenizer(t)
 	nTrain := int(m.Splits["train"].Images)
 
 	one := runEpoch(t, train, loader.Train, 1, 32, tok)

@@ -15,7 +15,6 @@ import (
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
-	"github.com/clipgo/clipgo/text"
 )
 
 // heapSample is the heap once two collections have run (the second also frees the sync.Pool
@@ -129,14 +128,7 @@ func TestSoakInputPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	train, err := m.Files(dir, "train")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := text.NewTokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	train, tok := splitFiles(t, dir, "train"), newTokenizer(t)
 	l, err := loader.New(loader.Config{Files: train, Mode: loader.Train, BatchSize: 32, ImageSize: 32,
 		ContextLen: 32, Tokenize: tok.TokenizeInto, Seed: 11, ReadWorkers: 4, DecodeWorkers: 8, TokenizeWorkers: 4,
 		Augment: imageproc.Augment{Flip: true, Jitter: imageproc.Jitter{Prob: 0.8, Brightness: 0.4, Contrast: 0.4, Saturation: 0.4}}})
