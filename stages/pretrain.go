@@ -254,12 +254,13 @@ func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*t
 		t.comm = dist.Single()
 	}
 	t.lead = t.comm.Rank() == 0
-	t.dataCtx, t.cancel = context.WithCancel(ctx)
+	parent := ctx
 	if t.comm.Size() > 1 {
 		// A signal reaches the ranks at different moments: they agree on stopping at a step's
 		// end (forwardBackward), so the input must not stop under one of them mid-step.
-		t.dataCtx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		parent = context.WithoutCancel(ctx)
 	}
+	t.dataCtx, t.cancel = context.WithCancel(parent)
 	if err := cfg.Validate(); err != nil {
 		return t, err
 	}
@@ -334,11 +335,11 @@ func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*t
 		if saved, err = t.broadcastStart(saved); err != nil {
 			return t, err
 		}
-		n := 1
+		n := 2 // the loss and the stop flag ride with the gradients
 		for _, p := range t.params {
 			n += len(p.Grad)
 		}
-		t.flat = make([]float32, n+1)
+		t.flat = make([]float32, n)
 	}
 	t.sum.FirstStep = t.step
 	if t.lead {
