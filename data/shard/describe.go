@@ -158,6 +158,9 @@ func sampleRowsOf(f *parquetFile, leaves [][]string, n int, lim Limits) ([]map[s
 	if bytes > lim.MaxRowGroupBytes {
 		return nil, fmt.Errorf("shard %s row group 0: %d bytes exceed the limit of %d", f.path, bytes, lim.MaxRowGroupBytes)
 	}
+	if err := checkColumnPages(f, leafColumns(f.pf.Root()), 0, lim); err != nil {
+		return nil, err
+	}
 	rows := f.pf.RowGroups()[0].Rows()
 	defer rows.Close()
 	buf := make([]parquet.Row, n)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -360,12 +362,17 @@ func checkZstd(t *thriftReader, uncompressed, limit int64) error {
 // checkRowGroupPages runs checkChunkPages over the column chunks of row group rg of f that
 // lay reads. readRowGroup calls it before parquet-go decodes a page.
 func checkRowGroupPages(f *parquetFile, lay *layout, rg int, lim Limits) error {
+	return checkColumnPages(f, lay.cols, rg, lim)
+}
+
+// checkColumnPages checks the page headers of row group rg's chunks of the columns cols.
+func checkColumnPages(f *parquetFile, cols []colSpec, rg int, lim Limits) error {
 	md := f.pf.Metadata()
 	if rg < 0 || rg >= len(md.RowGroups) {
 		return fmt.Errorf("shard %s: no row group %d", f.path, rg)
 	}
 	g := &md.RowGroups[rg]
-	for _, c := range lay.cols {
+	for _, c := range cols {
 		if c.leaf < 0 || c.leaf >= len(g.Columns) {
 			return fmt.Errorf("shard %s row group %d: %w: no column chunk %d", f.path, rg, ErrCorrupt, c.leaf)
 		}
@@ -374,6 +381,24 @@ func checkRowGroupPages(f *parquetFile, lay *layout, rg int, lim Limits) error {
 		}
 	}
 	return nil
+}
+
+// leafColumns lists every leaf column of a file with its path and repetition, for readers of
+// all columns (DescribeFile). The footer check bounds the schema's depth.
+func leafColumns(root *parquet.Column) []colSpec {
+	var out []colSpec
+	var walk func(c *parquet.Column)
+	walk = func(c *parquet.Column) {
+		if c.Leaf() {
+			out = append(out, colSpec{path: strings.Join(c.Path(), "."), leaf: c.Index(), maxRep: c.MaxRepetitionLevel()})
+			return
+		}
+		for _, child := range c.Columns() {
+			walk(child)
+		}
+	}
+	walk(root)
+	return out
 }
 
 // checkFooter walks the Thrift footer of footer bytes at the end of a file of size bytes

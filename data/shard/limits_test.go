@@ -531,3 +531,33 @@ func BenchmarkCheckRowGroupPages(b *testing.B) {
 		}
 	}
 }
+
+// TestDescribeChecksPages: DescribeFile samples every column of the first row group, so it
+// checks their page headers as the reader does (a fuzzed file declaring 2^31−1 values made
+// parquet-go allocate 8 GiB there).
+func TestDescribeChecksPages(t *testing.T) {
+	native, _ := writeShards(t, 1, 12, 12)
+	valid, err := os.ReadFile(native[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := openParquet(native[0], DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpg := lookupColumn(f.pf.Root(), ColJPG).Index()
+	f.Close()
+	path := filepath.Join(t.TempDir(), "values.parquet")
+	crafted := rewritePage(t, valid, jpg, func(h *format.PageHeader) {
+		h.DataPageHeader.V.NumValues, h.DataPageHeaderV2.V.NumValues = math.MaxInt32, math.MaxInt32
+	})
+	if err := os.WriteFile(path, crafted, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DescribeFile(path, 3, DefaultLimits); err == nil || !strings.Contains(err.Error(), "values") {
+		t.Fatalf("DescribeFile of a page declaring 2^31-1 values: %v, want a refusal", err)
+	}
+	if fi, err := DescribeFile(native[0], 3, DefaultLimits); err != nil || len(fi.Samples) != 3 {
+		t.Fatalf("DescribeFile of the valid shard: %+v, %v", fi.Samples, err)
+	}
+}
