@@ -85,9 +85,10 @@ demo: data ## the main job: synthetic data -> pretrain -> zero-shot on held-out 
 	@echo "demo report: $(DEMO_RUN)/report/report.html"
 
 NP ?= 2
-# One machine, as root or not: loopback only, no CPU binding (Go schedules its own threads), and
-# time for the ranks to finish their step and checkpoint when the job is stopped.
-DIST_ENV := OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_odls_base_sigkill_timeout=60 \
+# One machine, as root or not: ranks started locally (no ssh needed), loopback only, no CPU
+# binding (Go schedules its own threads), and time for the ranks to finish their step and
+# checkpoint when the job is stopped.
+DIST_ENV := OMPI_MCA_plm=isolated OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_odls_base_sigkill_timeout=60 \
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 DIST_RUN := $(OUT)/runs/demo-dist
 dist-demo: data build-mpi ## the demo trained data parallel on NP (default 2) local ranks with mpirun, then evaluated

@@ -5,7 +5,7 @@
 # Needs bin/clipgo and bin/clipgo-mpi (make build build-mpi); run from the repository root.
 set -euo pipefail
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_tcp_if_include=lo \
-  OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl=self,tcp
+  OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl=self,tcp OMPI_MCA_plm=isolated
 DATA=${DATA:-/tmp/clipgo-benchdata}
 OUT=${OUT:-/tmp/clipgo-benchruns}
 [ -f "$DATA/manifest.json" ] || bin/clipgo prepare --config configs/data/demo.yaml --n 3000 --zeroshot-n 10 --out "$DATA" >/dev/null 2>&1

@@ -128,9 +128,10 @@ func TestDataParallelInProcess(t *testing.T) {
 	}
 }
 
-// mpiEnv is the environment of a loopback-only Open MPI job run as root.
+// mpiEnv is the environment of a loopback-only Open MPI job run as root; plm isolated starts the
+// ranks locally without looking for ssh, which a container may lack.
 var mpiEnv = []string{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMPI_MCA_btl_tcp_if_include=lo",
-	"OMPI_MCA_oob_tcp_if_include=lo", "OMPI_MCA_btl=self,tcp"}
+	"OMPI_MCA_oob_tcp_if_include=lo", "OMPI_MCA_btl=self,tcp", "OMPI_MCA_plm=isolated"}
 
 // buildMPICLI compiles cmd/clipgo with MPI (CC=mpicc, tag mpi), or skips without Open MPI.
 func buildMPICLI(t *testing.T) (bin, mpirun string) {

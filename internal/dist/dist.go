@@ -129,6 +129,20 @@ func launcherSize() (int, string, error) {
 	return 0, "", nil
 }
 
+// launcherVars are set by MPI launchers in the processes they start: Open MPI's mpirun,
+// MPICH's and Intel MPI's hydra, Slurm's srun (PMI-2 or PMIx), MVAPICH.
+var launcherVars = []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_SIZE"}
+
+// underLauncher reports whether an MPI launcher started this process.
+func underLauncher() bool {
+	for _, v := range launcherVars {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // checkWorld refuses a world whose size disagrees with the launcher's: a binary started by
 // another MPI's launcher (or built without MPI) would otherwise run as N separate one-rank
 // jobs, each training alone on all the data.

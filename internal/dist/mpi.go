@@ -54,8 +54,13 @@ var (
 
 // Init joins the MPI job (MPI_Init_thread) once per process and returns this process's Comm.
 // MPI errors are returned, not fatal (MPI_ERRORS_RETURN). It refuses a world whose size
-// disagrees with the launcher's (a binary started by another MPI's launcher).
+// disagrees with the launcher's (a binary started by another MPI's launcher). Started without
+// a launcher, it returns a world of one without initialising MPI: Open MPI's singleton start
+// spawns a daemon through ssh, which a container may lack, for nothing.
 func Init() (*Comm, error) {
+	if !underLauncher() {
+		return Single(), nil
+	}
 	initOnce.Do(func() { world, initErr = startMPI() })
 	if initErr != nil {
 		return nil, initErr

@@ -11,10 +11,10 @@ import (
 	"github.com/clipgo/clipgo/internal/testenv"
 )
 
-// MPIRunArgs are the mpirun flags for a job of np ranks on this machine's loopback only: as
-// root, unbound (Go needs every CPU), over TCP and shared memory.
+// mpirunArgs are the mpirun flags for a job of np ranks on this machine's loopback only: as
+// root, unbound (Go needs every CPU), over TCP, started locally without ssh (plm isolated).
 func mpirunArgs(np string) []string {
-	return []string{"-np", np, "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
+	return []string{"-np", np, "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", "--mca", "plm", "isolated",
 		"--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"}
 }
 
@@ -46,5 +46,23 @@ func TestMPI(t *testing.T) {
 		if n := strings.Count(string(out), "PASS"); n < 1 {
 			t.Errorf("mpirun -np %s: no rank passed:\n%s", np, out)
 		}
+	}
+}
+
+// TestInitWithoutLauncher: the MPI build started alone runs as one process without starting
+// MPI (Open MPI's singleton start would look for ssh to spawn its daemon).
+func TestInitWithoutLauncher(t *testing.T) {
+	if os.Getenv("CLIPGO_DIST_WORKER") == "1" {
+		t.Skip("a rank of TestMPI")
+	}
+	for _, v := range launcherVars {
+		t.Setenv(v, "")
+	}
+	c, err := Init()
+	if err != nil || c.Size() != 1 || c.Rank() != 0 {
+		t.Fatalf("Init without a launcher: %+v, %v; want a world of one", c, err)
+	}
+	if world != nil {
+		t.Error("MPI was initialised without a launcher")
 	}
 }
