@@ -45,12 +45,7 @@ func FuzzReadShard(f *testing.F) {
 	}
 	// Page headers declaring a 2 GiB body or 2^31-1 values: refused before parquet-go would
 	// allocate from them (2.8 and 8 GiB before the page checks).
-	pf, err := openParquet(native[0], DefaultLimits)
-	if err != nil {
-		f.Fatal(err)
-	}
-	jpg := lookupColumn(pf.pf.Root(), ColJPG).Index()
-	pf.Close()
+	_, jpg := shardBytes(f, native[0])
 	for _, edit := range []func(*format.PageHeader){
 		func(h *format.PageHeader) { h.CompressedPageSize = math.MaxInt32 },
 		func(h *format.PageHeader) { h.UncompressedPageSize = math.MaxInt32 },

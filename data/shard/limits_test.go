@@ -329,22 +329,29 @@ func rewritePage(t testing.TB, b []byte, col int, edit func(*format.PageHeader))
 	return append(out, "PAR1"...)
 }
 
+// shardBytes returns a shard file's bytes and the leaf index of its image column, which the
+// crafted-page tests rewrite.
+func shardBytes(t testing.TB, path string) ([]byte, int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := openParquet(path, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return b, lookupColumn(f.pf.Root(), ColJPG).Index()
+}
+
 // TestRowGroupPagesCrafted crafts a shard whose image column's first page header declares
 // a 2 GiB body (parquet-go would allocate it before finding the file too short) and checks
 // that checkRowGroupPages refuses it, naming the file, row group, column and page, while
 // the unedited rewrite reads back whole.
 func TestRowGroupPagesCrafted(t *testing.T) {
 	native, recs := writeShards(t, 1, 12, 12)
-	valid, err := os.ReadFile(native[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := openParquet(native[0], DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jpg := lookupColumn(f.pf.Root(), ColJPG).Index()
-	f.Close()
+	valid, jpg := shardBytes(t, native[0])
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
@@ -537,16 +544,7 @@ func BenchmarkCheckRowGroupPages(b *testing.B) {
 // parquet-go allocate 8 GiB there).
 func TestDescribeChecksPages(t *testing.T) {
 	native, _ := writeShards(t, 1, 12, 12)
-	valid, err := os.ReadFile(native[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := openParquet(native[0], DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jpg := lookupColumn(f.pf.Root(), ColJPG).Index()
-	f.Close()
+	valid, jpg := shardBytes(t, native[0])
 	path := filepath.Join(t.TempDir(), "values.parquet")
 	crafted := rewritePage(t, valid, jpg, func(h *format.PageHeader) {
 		h.DataPageHeader.V.NumValues, h.DataPageHeaderV2.V.NumValues = math.MaxInt32, math.MaxInt32
