@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/clipgo/clipgo/text"
+	"github.com/clipgo/clipgo/text/tokenizer"
 )
 
 // Encoder turns images and texts into L2-normalised embeddings with a model, for zero-shot
@@ -12,13 +12,13 @@ import (
 // go through in batches of it, the last one padded (the padding's outputs are dropped).
 type Encoder struct {
 	m   *Model
-	tok *text.Tokenizer
+	tok *tokenizer.Tokenizer
 }
 
 // NewEncoder wraps m; texts are tokenized with the CLIP tokenizer at m's context length
 // (longer texts are truncated, EOT kept last, as OpenAI's tokenizer does with truncate=True).
 func NewEncoder(m *Model) (*Encoder, error) {
-	tok, err := text.NewTokenizer()
+	tok, err := tokenizer.New()
 	if err != nil {
 		return nil, err
 	}

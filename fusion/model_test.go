@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clipgo/clipgo/text/tokenizer"
+
 	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/vision"
 )
@@ -211,7 +213,7 @@ func TestSameSeedSameModel(t *testing.T) {
 // finalizers, so one reference cycle through a machine's graph used to keep every model alive.
 func TestClosedModelsAreFreed(t *testing.T) {
 	cfg := Config{EmbedDim: 64, Vision: vision.Config{ImageSize: 32, PatchSize: 8, Width: 128, Layers: 2, Heads: 2, MLPRatio: 4},
-		Text: text.Config{ContextLength: 32, VocabSize: text.VocabSize, Width: 128, Layers: 2, Heads: 2, MLPRatio: 4}}
+		Text: text.Config{ContextLength: 32, VocabSize: tokenizer.VocabSize, Width: 128, Layers: 2, Heads: 2, MLPRatio: 4}}
 	heap := func() uint64 {
 		var ms runtime.MemStats
 		runtime.GC()

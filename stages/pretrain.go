@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/clipgo/clipgo/text/tokenizer"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/clipgo/clipgo/data/shard"
@@ -23,7 +25,6 @@ import (
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/nn/optim"
-	"github.com/clipgo/clipgo/text"
 )
 
 // Files of a run directory besides its checkpoints.
@@ -222,7 +223,7 @@ type trainer struct {
 	params  []*nn.Param
 	opt     *optim.AdamW
 	sched   optim.Cosine
-	tok     *text.Tokenizer
+	tok     *tokenizer.Tokenizer
 	metrics *metricsLog // rank 0 only
 	samples *metricsLog // opts.SampleLog, or nil
 	seen    []seenSample
@@ -264,9 +265,9 @@ func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*t
 	if err := cfg.Validate(); err != nil {
 		return t, err
 	}
-	if cfg.Model.Text.VocabSize < text.VocabSize {
+	if cfg.Model.Text.VocabSize < tokenizer.VocabSize {
 		return t, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
-			cfg.Model.Text.VocabSize, text.VocabSize)
+			cfg.Model.Text.VocabSize, tokenizer.VocabSize)
 	}
 	world := t.comm.Size()
 	t.nStream = cfg.Data.Streams
@@ -356,7 +357,7 @@ func newTrainer(ctx context.Context, opts PretrainOptions, log *slog.Logger) (*t
 			return t, fmt.Errorf("sample log: %w", err)
 		}
 	}
-	if t.tok, err = text.NewTokenizer(); err != nil {
+	if t.tok, err = tokenizer.New(); err != nil {
 		return t, err
 	}
 	if err := t.openStreams(trainFiles, t.resolvePositions(saved)); err != nil {

@@ -15,12 +15,13 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/clipgo/clipgo/text/tokenizer"
+
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/internal/metrics"
 	"github.com/clipgo/clipgo/internal/progress"
-	"github.com/clipgo/clipgo/text"
 )
 
 // RetrievalOptions configures a cross-modal retrieval evaluation over a split of a prepared
@@ -140,7 +141,7 @@ type embeddedSplit struct {
 
 // embedSplit runs the split through the loader in eval mode with every caption of each image.
 func embedSplit(ctx context.Context, model *evalModel, files []string, total int64, opts RetrievalOptions, name string, log *slog.Logger) (*embeddedSplit, error) {
-	tok, err := text.NewTokenizer()
+	tok, err := tokenizer.New()
 	if err != nil {
 		return nil, err
 	}

@@ -11,12 +11,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/clipgo/clipgo/text/tokenizer"
+
 	"go.uber.org/goleak"
 
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/stages"
-	"github.com/clipgo/clipgo/text"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -49,9 +50,9 @@ func splitFiles(t testing.TB, dir, split string) []string {
 }
 
 // newTokenizer returns the CLIP tokenizer.
-func newTokenizer(t testing.TB) *text.Tokenizer {
+func newTokenizer(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
-	tok, err := text.NewTokenizer()
+	tok, err := tokenizer.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ type epochResult struct {
 }
 
 // runEpoch reads one epoch of split through the loader and keeps copies of every batch.
-func runEpoch(t *testing.T, files []string, mode loader.Mode, workers, batch int, tok *text.Tokenizer) epochResult {
+func runEpoch(t *testing.T, files []string, mode loader.Mode, workers, batch int, tok *tokenizer.Tokenizer) epochResult {
 	t.Helper()
 	l, err := loader.New(loader.Config{Files: files, Mode: mode, BatchSize: batch, ImageSize: 32, ContextLen: 32,
 		Tokenize: tok.TokenizeInto, Seed: 7, ReadWorkers: workers, DecodeWorkers: workers, TokenizeWorkers: workers})
@@ -112,10 +113,10 @@ func checkBatch(t *testing.T, b *loader.Batch, batch int, mode loader.Mode) {
 	}
 	for row := 0; row < b.Captions(); row++ {
 		ids := b.Tokens[row*32 : (row+1)*32]
-		if ids[0] != text.SOT {
+		if ids[0] != tokenizer.SOT {
 			t.Fatalf("token row %d does not start with SOT: %v", row, ids)
 		}
-		if !slices.Contains(ids, text.EOT) {
+		if !slices.Contains(ids, tokenizer.EOT) {
 			t.Fatalf("token row %d has no EOT: %v", row, ids)
 		}
 	}

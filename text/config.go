@@ -1,6 +1,12 @@
+// Package text is the text tower: a causal transformer as open_clip builds it, pooled at each
+// caption's EOT token. The tokenizer that makes its input is text/tokenizer.
 package text
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/clipgo/clipgo/text/tokenizer"
+)
 
 // Config sizes the text transformer. YAML keys are those of `model.text.*`.
 type Config struct {
@@ -15,8 +21,8 @@ type Config struct {
 // Validate refuses impossible sizes, naming the key.
 func (c Config) Validate() error {
 	switch {
-	case c.ContextLength < 2 || c.ContextLength > MaxContextLength:
-		return fmt.Errorf("model.text.context_length %d is outside [2, %d]", c.ContextLength, MaxContextLength)
+	case c.ContextLength < 2 || c.ContextLength > tokenizer.MaxContextLength:
+		return fmt.Errorf("model.text.context_length %d is outside [2, %d]", c.ContextLength, tokenizer.MaxContextLength)
 	case c.VocabSize <= 0 || c.Width <= 0 || c.Layers <= 0 || c.Heads <= 0:
 		return fmt.Errorf("model.text: vocab_size, width, layers and heads must be positive (got %d, %d, %d, %d)",
 			c.VocabSize, c.Width, c.Layers, c.Heads)

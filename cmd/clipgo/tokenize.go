@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clipgo/clipgo/stages"
-	"github.com/clipgo/clipgo/text"
+	"github.com/clipgo/clipgo/text/tokenizer"
 )
 
 func newTokenizeCmd() *cobra.Command {
@@ -24,6 +24,6 @@ func newTokenizeCmd() *cobra.Command {
 			return out.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&contextLength, "context-length", text.DefaultContextLength, "ids per line: SOT, BPE ids, EOT, zero padding")
+	cmd.Flags().IntVar(&contextLength, "context-length", tokenizer.DefaultContextLength, "ids per line: SOT, BPE ids, EOT, zero padding")
 	return cmd
 }

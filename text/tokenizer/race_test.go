@@ -1,6 +1,6 @@
 //go:build race
 
-package text
+package tokenizer
 
 // raceEnabled: the race detector makes sync.Pool drop items, so allocation counts differ.
 const raceEnabled = true

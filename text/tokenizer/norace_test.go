@@ -1,5 +1,5 @@
 //go:build !race
 
-package text
+package tokenizer
 
 const raceEnabled = false

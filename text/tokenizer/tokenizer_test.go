@@ -1,4 +1,4 @@
-package text
+package tokenizer
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 
 func newTestTokenizer(t testing.TB) *Tokenizer {
 	t.Helper()
-	tok, err := NewTokenizer()
+	tok, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package text is the CLIP tokenizer: OpenAI's byte-level BPE (clip/simple_tokenizer.py)
+// Package tokenizer is the CLIP tokenizer: OpenAI's byte-level BPE (clip/simple_tokenizer.py)
 // over its embedded vocabulary, giving the reference's ids for the same text: all 3,027
 // texts of golden_tokens.jsonl and the edge cases of testdata/edge_tokens.jsonl.
 //
@@ -18,7 +18,7 @@
 // clean-up (clean.go), word splitting (pretokenize.go), the merge loop and "</w>" (bpe.go),
 // the word cache (cache.go), and framing with SOT/EOT, truncation and padding (below; the
 // library's post-processor and left padding panic).
-package text
+package tokenizer
 
 import (
 	"bytes"
@@ -86,7 +86,7 @@ var loadShared = sync.OnceValues(loadVocabulary)
 
 // NewTokenizer returns a tokenizer over the embedded CLIP vocabulary, with its own word
 // cache.
-func NewTokenizer() (*Tokenizer, error) {
+func New() (*Tokenizer, error) {
 	v, err := loadShared()
 	if err != nil {
 		return nil, err
