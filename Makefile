@@ -53,14 +53,19 @@ race: deps ## all of RACE_PKGS under the race detector, long tests included (~20
 
 BENCH_THREADS ?= 2
 BENCH_ROUNDS ?= 3
-bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference and clipgo alternately, with ratios
+# The OpenMP OpenBLAS (libopenblas0-openmp) that the PyTorch reference alone runs on in
+# BENCH_PEER=1: torch is built with OpenMP and oversubscribes the cores on the pthread OpenBLAS
+# that libopenblas-dev makes the default; clipgo keeps the pthread one (scripts/bench_peer.py).
+# Empty: the script's default, /usr/lib/<multiarch>/openblas-openmp.
+BENCH_OPENBLAS_OPENMP ?=
+bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference (on the OpenMP OpenBLAS) and clipgo alternately, with ratios
 	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -benchmem -count 1 ./data/... ./text/... ./pipeline/... ./nn/... ./fusion/
 	$(BIN) bench --preset tiny --threads $(BENCH_THREADS)
 	$(BIN) bench --preset small --threads $(BENCH_THREADS)
 	@if [ "$(BENCH_PEER)" = 1 ]; then \
 	  internal/sysdeps/ensure.sh python3-torch libopenblas0-openmp && \
 	  $(PYTHON) scripts/bench_peer.py --clipgo $(BIN) --peers $(SHARED)/peers --python $(PYTHON) \
-	    --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
+	    $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
 
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
