@@ -19,19 +19,22 @@ var InitLogitScale = math.Log(1 / 0.07)
 // MaxLogitScale is the clamp applied after each optimiser step, ln 100.
 var MaxLogitScale = math.Log(100)
 
-// Model is CLIP for a fixed batch size: both towers, L2-normalised features, the learnable
-// logit scale and the symmetric contrastive loss, on one gorgonia graph built once and run
-// every step. Parameters live in nn.Param buffers that the graph reads in place; each Step
+// LogitScaleName is the learnable log temperature's parameter, as open_clip names it.
+const LogitScaleName = "logit_scale"
+
+// Model is CLIP for a fixed batch size: an image and a text tower, L2-normalised features and
+// a Loss (CLIP's symmetric contrastive loss with its learnable logit scale), on one gorgonia
+// graph built once and run every step. Parameters live in nn.Param buffers that the graph reads in place; each Step
 // writes every Param.Grad.
 type Model struct {
 	cfg    Config
 	batch  int
 	b      *nn.Builder
-	vision *vision.Tower
-	text   *text.Tower
+	vision vision.Tower
+	text   text.Tower
 	scale  *nn.Param
 
-	group *nn.Group // data-parallel collectives; nil in one process
+	group *Group // data-parallel collectives; nil in one process
 
 	imgFeat, txtFeat, logits, loss []float32 // copied out by Tap nodes at each run
 	logitsT                        []float32 // data-parallel: this rank's texts against every image
@@ -55,7 +58,7 @@ type Outputs struct {
 
 // New builds the model for batches of batch pairs, initialising parameters from seed as the
 // reference does.
-func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil) }
+func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil, CLIP{}) }
 
 // NewDataParallel builds one rank's model of a data-parallel job over c: each rank feeds its
 // own batch of batch pairs; the L2-normalised features are all-gathered so that the loss
@@ -63,14 +66,14 @@ func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, 
 // (open_clip's --gather-with-grad --local-loss). The mean over ranks of the gradients is then
 // the gradient of one process with the whole batch. Parameters start as New's; the caller
 // still averages gradients across ranks (the towers' gradients stay local).
-func NewDataParallel(cfg Config, batch int, seed int64, c nn.Collective) (*Model, error) {
+func NewDataParallel(cfg Config, batch int, seed int64, c Collective) (*Model, error) {
 	if c == nil || c.Size() < 1 || c.Rank() < 0 || c.Rank() >= c.Size() {
 		return nil, fmt.Errorf("fusion: data parallel needs a collective with a rank in its world")
 	}
-	return build(cfg, batch, seed, nn.NewGroup(c))
+	return build(cfg, batch, seed, NewGroup(c), CLIP{})
 }
 
-func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
+func build(cfg Config, batch int, seed int64, group *Group, objective Loss) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,22 +92,17 @@ func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	m := &Model{cfg: cfg, batch: batch, b: b, group: group,
 		imgFeat: make([]float32, batch*e), txtFeat: make([]float32, batch*e),
 		logits: make([]float32, batch*global), loss: make([]float32, 1)}
-	if m.vision, err = vision.NewTower(b, cfg.Vision, batch, e, cfg.QuickGELU); err != nil {
+	if m.vision, err = vision.New(b, cfg.Vision, batch, e, cfg.QuickGELU); err != nil {
 		return nil, err
 	}
-	if m.text, err = text.NewTower(b, cfg.Text, batch, e, cfg.QuickGELU); err != nil {
+	if m.text, err = text.New(b, cfg.Text, batch, e, cfg.QuickGELU); err != nil {
 		return nil, err
 	}
-	scale, err := b.Param("logit_scale", nil, nn.Constant(float32(InitLogitScale)))
+	imgTap, err := nn.Tap(m.vision.Output(), m.imgFeat)
 	if err != nil {
 		return nil, err
 	}
-	m.scale, _ = b.Lookup("logit_scale")
-	imgTap, err := nn.Tap(m.vision.Output, m.imgFeat)
-	if err != nil {
-		return nil, err
-	}
-	txtTap, err := nn.Tap(m.text.Output, m.txtFeat)
+	txtTap, err := nn.Tap(m.text.Output(), m.txtFeat)
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +114,28 @@ func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	loss, err := m.contrast(img, txt, scale)
+	out, err := objective.Build(b, LossInputs{Image: img, Text: txt, Group: group})
 	if err != nil {
 		return nil, err
 	}
+	if m.scale, _ = b.Lookup(LogitScaleName); m.scale == nil {
+		return nil, fmt.Errorf("fusion: the loss made no %s parameter", LogitScaleName)
+	}
+	// The logits are copied out by taps beside the loss, roots of the forward pass of their own.
+	taps := make(G.Nodes, 0, 3)
+	tap, err := nn.Tap(out.PerImage, m.logits)
+	if err != nil {
+		return nil, err
+	}
+	taps = append(taps, tap)
+	if out.PerText != nil {
+		m.logitsT = make([]float32, len(m.logits))
+		if tap, err = nn.Tap(out.PerText, m.logitsT); err != nil {
+			return nil, err
+		}
+		taps = append(taps, tap)
+	}
+	loss := out.Loss
 	if loss, err = nn.Tap(loss, m.loss); err != nil {
 		return nil, err
 	}
@@ -134,7 +150,7 @@ func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	}); err != nil {
 		return nil, err
 	}
-	forward := b.G.SubgraphRoots(loss)
+	forward := b.G.SubgraphRoots(append(taps, loss)...)
 	m.encImg = G.NewTapeMachine(b.G.SubgraphRoots(imgTap))
 	m.encTxt = G.NewTapeMachine(b.G.SubgraphRoots(txtTap))
 	if err := b.Backward(loss); err != nil {
@@ -148,46 +164,6 @@ func build(cfg Config, batch int, seed int64, group *nn.Group) (*Model, error) {
 	m.eval = G.NewTapeMachine(forward)
 	m.train = G.NewTapeMachine(b.G)
 	return m, nil
-}
-
-// contrast adds the logits and the loss over normalised features img and txt [B, E]: the
-// symmetric loss of the [B, B] logits in one process, or this rank's local loss against the
-// all-gathered global batch.
-func (m *Model) contrast(img, txt, scale *G.Node) (*G.Node, error) {
-	if m.group == nil {
-		logits, err := nn.Logits(img, txt, scale)
-		if err != nil {
-			return nil, err
-		}
-		if logits, err = nn.Tap(logits, m.logits); err != nil {
-			return nil, err
-		}
-		return nn.ContrastiveLoss(logits)
-	}
-	imgAll, err := nn.AllGather(img, m.group)
-	if err != nil {
-		return nil, err
-	}
-	txtAll, err := nn.AllGather(txt, m.group)
-	if err != nil {
-		return nil, err
-	}
-	perImage, err := nn.Logits(img, txtAll, scale)
-	if err != nil {
-		return nil, err
-	}
-	if perImage, err = nn.Tap(perImage, m.logits); err != nil {
-		return nil, err
-	}
-	perText, err := nn.Logits(txt, imgAll, scale)
-	if err != nil {
-		return nil, err
-	}
-	m.logitsT = make([]float32, len(m.logits))
-	if perText, err = nn.Tap(perText, m.logitsT); err != nil {
-		return nil, err
-	}
-	return nn.LocalContrastiveLoss(perImage, perText, m.group.Rank()*m.batch)
 }
 
 // CollectiveTime is the time this model's steps have spent in collectives (gathering

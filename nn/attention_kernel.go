@@ -42,7 +42,7 @@ func (a *attention[T]) forward(o, qkv []T) {
 		b, h := bh/a.heads, bh%a.heads
 		qo, ko, vo, oo := a.blocks(b, h)
 		p := a.probs[bh*L*L : (bh+1)*L*L]
-		gemm(false, true, L, L, d, scale, qkv[qo:], 3*w, qkv[ko:], 3*w, 0, p, L)
+		Gemm(false, true, L, L, d, scale, qkv[qo:], 3*w, qkv[ko:], 3*w, 0, p, L)
 		for i := range L {
 			n := L
 			if a.causal {
@@ -50,7 +50,7 @@ func (a *attention[T]) forward(o, qkv []T) {
 			}
 			softmaxRow(p[i*L:(i+1)*L], n)
 		}
-		gemm(false, false, L, d, L, 1, p, L, qkv[vo:], 3*w, 0, o[oo:], w)
+		Gemm(false, false, L, d, L, 1, p, L, qkv[vo:], 3*w, 0, o[oo:], w)
 	})
 }
 
@@ -71,8 +71,8 @@ func (a *attention[T]) backward(dqkv, qkv, do []T) {
 		b, h := bh/a.heads, bh%a.heads
 		qo, ko, vo, oo := a.blocks(b, h)
 		p := a.probs[bh*L*L : (bh+1)*L*L]
-		gemm(true, false, L, d, L, 1, p, L, do[oo:], w, 0, dqkv[vo:], 3*w)
-		gemm(false, true, L, L, d, 1, do[oo:], w, qkv[vo:], 3*w, 0, ds, L)
+		Gemm(true, false, L, d, L, 1, p, L, do[oo:], w, 0, dqkv[vo:], 3*w)
+		Gemm(false, true, L, L, d, 1, do[oo:], w, qkv[vo:], 3*w, 0, ds, L)
 		for i := range L {
 			pr, sr := p[i*L:(i+1)*L], ds[i*L:(i+1)*L]
 			var dot float64
@@ -83,7 +83,7 @@ func (a *attention[T]) backward(dqkv, qkv, do []T) {
 				sr[j] = pr[j] * (sr[j] - T(dot))
 			}
 		}
-		gemm(false, false, L, d, L, scale, ds, L, qkv[ko:], 3*w, 0, dqkv[qo:], 3*w)
-		gemm(true, false, L, d, L, scale, ds, L, qkv[qo:], 3*w, 0, dqkv[ko:], 3*w)
+		Gemm(false, false, L, d, L, scale, ds, L, qkv[ko:], 3*w, 0, dqkv[qo:], 3*w)
+		Gemm(true, false, L, d, L, scale, ds, L, qkv[qo:], 3*w, 0, dqkv[ko:], 3*w)
 	})
 }

@@ -21,10 +21,10 @@ func trans(t bool) blas.Transpose {
 	return blas.NoTrans
 }
 
-// gemm computes c = alpha·op(a)·op(b) + beta·c for an m×k op(a) and a k×n op(b), with leading
+// Gemm computes c = alpha·op(a)·op(b) + beta·c for an m×k op(a) and a k×n op(b), with leading
 // dimensions lda, ldb, ldc (so that column blocks of wider matrices can be used in place).
 // Large products are split by rows of c across goroutines (BLAS itself runs single-threaded).
-func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func Gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	workers := runtime.GOMAXPROCS(0)
 	if workers > 1 && m >= 2*workers && m*n*k >= 1<<20 {
 		parallelRows(m, func(lo, hi int) {

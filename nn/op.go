@@ -19,9 +19,9 @@ type Float interface{ ~float32 | ~float64 }
 // children agree, and two kernels with the same inputs (a gradient pair, say) must stay apart.
 var opIDs atomic.Uint64
 
-// gradFunc builds the gradient nodes of an op's inputs (nil where an input needs none) from its
+// GradFunc builds the gradient nodes of an op's inputs (nil where an input needs none) from its
 // inputs, its output and the gradient flowing into that output.
-type gradFunc func(in G.Nodes, out, grad *G.Node) (G.Nodes, error)
+type GradFunc func(in G.Nodes, out, grad *G.Node) (G.Nodes, error)
 
 // kernelOp is a gorgonia Op (and SDOp) whose forward pass is a Go kernel over flat row-major
 // buffers. The graph is built once for fixed shapes, so the op owns its output buffer and
@@ -35,7 +35,7 @@ type kernelOp[T Float] struct {
 	out   *tensor.Dense // owned output (nil for a scalar)
 	run   func(out []T, in [][]T)
 	diff  []bool
-	grad  gradFunc
+	grad  GradFunc
 	// persistent kernels rely on their output buffer between runs (ShareBuffers leaves it).
 	persistent bool
 	outData    []T       // out's buffer
@@ -43,8 +43,8 @@ type kernelOp[T Float] struct {
 	inVals     []G.Value // and the values they were taken from
 }
 
-// markPersistent flags n's kernel as relying on its output buffer between runs.
-func markPersistent(n *G.Node) {
+// MarkPersistent flags n's kernel as relying on its output buffer between runs.
+func MarkPersistent(n *G.Node) {
 	switch op := n.Op().(type) {
 	case *kernelOp[float32]:
 		op.persistent = true
@@ -53,9 +53,13 @@ func markPersistent(n *G.Node) {
 	}
 }
 
-// apply adds a kernel node of the given output shape (none for a scalar) over in.
-// grad may be nil for an op that is only used on the backward path.
-func apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []T, in [][]T), grad gradFunc) (*G.Node, error) {
+// Apply is the kernel API through which model code anywhere defines a graph op: it adds a node
+// of the given output shape (nil for a scalar) over in, whose forward pass is run (writing out,
+// a flat row-major buffer of the shape's size that the op owns and reuses, from the flat values
+// of in) and whose backward pass is grad (nil for an op used only on a backward path). The
+// caller checks the input shapes first (Matrix helps) and returns an error naming them;
+// inputs made by Input never receive a gradient. Every input must have the dtype of T.
+func Apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []T, in [][]T), grad GradFunc) (*G.Node, error) {
 	dt := dtypeOf[T]()
 	types := make([]hm.Type, 0, len(in)+1)
 	diff := make([]bool, len(in))
@@ -192,6 +196,15 @@ func Input[T Float](g *G.ExprGraph, name string, value []T, shape ...int) (*G.No
 
 // IsData reports whether n is a data input made by Input.
 func IsData(n *G.Node) bool { return n.Op() == nil && strings.HasPrefix(n.Name(), dataPrefix) }
+
+// Variable adds a differentiable leaf (a parameter outside a Builder, or a gradient check's
+// input) of the given shape to g, backed by value in place.
+func Variable[T Float](g *G.ExprGraph, name string, value []T, shape ...int) (*G.Node, error) {
+	if strings.HasPrefix(name, dataPrefix) {
+		return nil, fmt.Errorf("variable %s: the prefix %q marks data inputs", name, dataPrefix)
+	}
+	return leaf(g, name, value, shape)
+}
 
 func leaf[T Float](g *G.ExprGraph, name string, value []T, shape []int) (*G.Node, error) {
 	n := 1

@@ -14,18 +14,18 @@ import (
 // a pass or a buffer of its own. The gradient is the same three products and row sum as the
 // unfused ops; resid receives the output gradient unchanged.
 func Affine(x, w, b, resid *G.Node) (*G.Node, error) {
-	if isF64(x) {
+	if IsFloat64(x) {
 		return affine[float64](x, w, b, resid)
 	}
 	return affine[float32](x, w, b, resid)
 }
 
 func affine[T Float](x, w, b, resid *G.Node) (*G.Node, error) {
-	n, in, err := dims2("affine", x)
+	n, in, err := Matrix("affine", x)
 	if err != nil {
 		return nil, err
 	}
-	out, win, err := dims2("affine", w)
+	out, win, err := Matrix("affine", w)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func affine[T Float](x, w, b, resid *G.Node) (*G.Node, error) {
 		}
 		ri, nodes = len(nodes), append(nodes, resid)
 	}
-	return apply("affine", tensor.Shape{n, out}, nodes, func(y []T, v [][]T) {
+	return Apply("affine", tensor.Shape{n, out}, nodes, func(y []T, v [][]T) {
 		switch {
 		case ri >= 0 && bi >= 0:
 			addPeriodic(y, v[ri], v[bi], 1, out)
@@ -59,7 +59,7 @@ func affine[T Float](x, w, b, resid *G.Node) (*G.Node, error) {
 		if ri < 0 && bi < 0 {
 			beta = 0
 		}
-		gemm(false, true, n, out, in, 1, v[0], in, v[1], in, beta, y, out)
+		Gemm(false, true, n, out, in, 1, v[0], in, v[1], in, beta, y, out)
 	}, func(v G.Nodes, _, g *G.Node) (G.Nodes, error) {
 		grads := make(G.Nodes, len(v))
 		var err error
@@ -70,7 +70,7 @@ func affine[T Float](x, w, b, resid *G.Node) (*G.Node, error) {
 			return nil, err
 		}
 		if bi >= 0 {
-			if grads[bi], err = apply("affine_grad_bias", tensor.Shape{out}, G.Nodes{g}, func(d []T, in [][]T) {
+			if grads[bi], err = Apply("affine_grad_bias", tensor.Shape{out}, G.Nodes{g}, func(d []T, in [][]T) {
 				periodicRowSum(d, in[0], 1, out)
 			}, nil); err != nil {
 				return nil, err

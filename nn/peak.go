@@ -21,7 +21,7 @@ func SgemmGFLOPS(n, repeats int) float64 {
 	times := make([]float64, 0, repeats)
 	for i := range repeats + 2 {
 		start := time.Now()
-		gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
 		if i >= 2 {
 			times = append(times, time.Since(start).Seconds())
 		}

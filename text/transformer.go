@@ -9,26 +9,25 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Tower is the text encoder built once for a fixed batch, as open_clip builds it: token and
+// Transformer is the text tower built once for a fixed batch, as open_clip builds it: token and
 // positional embeddings, causal pre-LN blocks, ln_final, pooling at each caption's EOT
 // position (the argmax of its ids; the first on ties, as torch) and text_projection.
-type Tower struct {
-	cfg   Config
-	batch int
-	ids   []int32 // [batch·L], refilled by SetTokens
-	eot   []int   // row of each caption's EOT token in the [batch·L, W] activations
-	// Output is the projected text features [batch, embed], before normalisation.
-	Output *G.Node
+type Transformer struct {
+	cfg    Config
+	batch  int
+	ids    []int32 // [batch·L], refilled by SetTokens
+	eot    []int   // row of each caption's EOT token in the [batch·L, W] activations
+	output *G.Node // the projected text features [batch, embed]
 }
 
 // MLPWidth is the blocks' hidden width.
 func (c Config) MLPWidth() int { return int(float64(c.Width) * c.MLPRatio) }
 
-// NewTower adds the text tower's parameters (token_embedding.weight, positional_embedding,
+// NewTransformer adds the text tower's parameters (token_embedding.weight, positional_embedding,
 // transformer.*, ln_final.*, text_projection) and graph to b for batch captions, projecting
 // to embed dimensions, initialised as open_clip's TextTransformer.init_parameters. b must be
 // a float32 builder.
-func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tower, error) {
+func NewTransformer(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Transformer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -39,7 +38,7 @@ func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tow
 		return nil, fmt.Errorf("text: the tower is built on float32 graphs, not %v", b.Dtype())
 	}
 	w, l := cfg.Width, cfg.ContextLength
-	t := &Tower{cfg: cfg, batch: batch, ids: make([]int32, batch*l), eot: make([]int, batch)}
+	t := &Transformer{cfg: cfg, batch: batch, ids: make([]int32, batch*l), eot: make([]int, batch)}
 	for i := range t.eot {
 		t.eot[i] = i * l
 	}
@@ -78,13 +77,16 @@ func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tow
 			return nil, fmt.Errorf("text: %w", err)
 		}
 	}
-	t.Output = x
+	t.output = x
 	return t, nil
 }
 
+// Output implements Tower.
+func (t *Transformer) Output() *G.Node { return t.output }
+
 // SetTokens loads a batch of token ids [batch, L] (zero padded, EOT the largest id of each
 // row) into the tower's input. Every id must be in [0, VocabSize).
-func (t *Tower) SetTokens(tokens []int32) error {
+func (t *Transformer) SetTokens(tokens []int32) error {
 	l := t.cfg.ContextLength
 	if len(tokens) != t.batch*l {
 		return fmt.Errorf("text: %d token ids, want %d (batch %d × context %d)", len(tokens), t.batch*l, t.batch, l)

@@ -5,6 +5,8 @@ import "fmt"
 
 // Config sizes the vision transformer. YAML keys are those of `model.vision.*`.
 type Config struct {
+	// Type names the tower: "vit" (the default when empty).
+	Type      string  `yaml:"type,omitempty" json:"type,omitempty"`
 	ImageSize int     `yaml:"image_size" json:"image_size"` // input side in pixels
 	PatchSize int     `yaml:"patch_size" json:"patch_size"` // side of a square patch; divides ImageSize
 	Width     int     `yaml:"width" json:"width"`           // token width
@@ -13,9 +15,14 @@ type Config struct {
 	MLPRatio  float64 `yaml:"mlp_ratio" json:"mlp_ratio"`   // MLP hidden width / Width (4 in CLIP)
 }
 
+// TypeViT names the vision transformer.
+const TypeViT = "vit"
+
 // Validate refuses impossible sizes, naming the key.
 func (c Config) Validate() error {
 	switch {
+	case c.Type != "" && c.Type != TypeViT:
+		return fmt.Errorf("model.vision.type %q is not a known image tower (want %q)", c.Type, TypeViT)
 	case c.ImageSize <= 0 || c.PatchSize <= 0 || c.Width <= 0 || c.Layers <= 0 || c.Heads <= 0:
 		return fmt.Errorf("model.vision: image_size, patch_size, width, layers and heads must be positive (got %d, %d, %d, %d, %d)",
 			c.ImageSize, c.PatchSize, c.Width, c.Layers, c.Heads)

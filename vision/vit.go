@@ -9,24 +9,23 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Tower is the ViT image encoder built once for a fixed batch, as open_clip builds it: conv1
+// ViT is the vision transformer image tower built once for a fixed batch, as open_clip builds it: conv1
 // patch embedding without bias (a matmul over extracted patches; the weight keeps its
 // [W,3,P,P] shape), class token, positional embedding, ln_pre, pre-LN blocks, ln_post on all
 // tokens, class-token pooling and proj.
-type Tower struct {
+type ViT struct {
 	cfg     Config
 	batch   int
 	patches []float32 // [batch·Grid², 3·P·P], refilled by SetImages
-	// Output is the projected image features [batch, embed], before normalisation.
-	Output *G.Node
+	output  *G.Node   // the projected image features [batch, embed]
 }
 
 // MLPWidth is the blocks' hidden width.
 func (c Config) MLPWidth() int { return int(float64(c.Width) * c.MLPRatio) }
 
-// NewTower adds the vision tower's parameters (named visual.*) and graph to b for batch
+// NewViT adds the vision transformer's parameters (named visual.*) and graph to b for batch
 // images, projecting to embed dimensions. b must be a float32 builder.
-func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tower, error) {
+func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +36,7 @@ func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tow
 		return nil, fmt.Errorf("vision: the tower is built on float32 graphs, not %v", b.Dtype())
 	}
 	w, p, grid := cfg.Width, cfg.PatchSize, cfg.Grid()
-	t := &Tower{cfg: cfg, batch: batch, patches: make([]float32, batch*grid*grid*3*p*p)}
+	t := &ViT{cfg: cfg, batch: batch, patches: make([]float32, batch*grid*grid*3*p*p)}
 	scale := math.Pow(float64(w), -0.5)
 	patches, err := b.Input("visual.patches", t.patches, batch*grid*grid, 3*p*p)
 	if err != nil {
@@ -93,17 +92,20 @@ func NewTower(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*Tow
 			return nil, fmt.Errorf("vision: %w", err)
 		}
 	}
-	t.Output = x
+	t.output = x
 	return t, nil
 }
 
+// Output implements Tower.
+func (t *ViT) Output() *G.Node { return t.output }
+
 // ImageLen is the number of float32 values of the batch of images [batch, 3, S, S].
-func (t *Tower) ImageLen() int { return t.batch * 3 * t.cfg.ImageSize * t.cfg.ImageSize }
+func (t *ViT) ImageLen() int { return t.batch * 3 * t.cfg.ImageSize * t.cfg.ImageSize }
 
 // SetImages loads a batch of CLIP-normalised images [batch, 3, S, S] (CHW) into the tower's
 // input, rearranged as patches: row (b, gy, gx) holds the patch's values in (channel, y, x)
 // order, the layout of the flattened conv1 weight.
-func (t *Tower) SetImages(images []float32) error {
+func (t *ViT) SetImages(images []float32) error {
 	if len(images) != t.ImageLen() {
 		return fmt.Errorf("vision: %d image values, want %d (batch %d × 3 × %d × %d)",
 			len(images), t.ImageLen(), t.batch, t.cfg.ImageSize, t.cfg.ImageSize)

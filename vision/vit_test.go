@@ -16,7 +16,7 @@ func TestSetImagesPatchLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw, err := NewTower(b, cfg, 2, 4, false)
+	tw, err := NewViT(b, cfg, 2, 4, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestNewTowerParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewTower(b, cfg, 1, 4, false); err != nil {
+	if _, err := NewViT(b, cfg, 1, 4, false); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]int{
@@ -88,7 +88,7 @@ func TestNewTowerParams(t *testing.T) {
 	if std := math.Sqrt(s / float64(len(p.Value))); std < 0.2 || std > 0.55 {
 		t.Errorf("positional embedding std %.3f, want about %.3f", std, math.Pow(8, -0.5))
 	}
-	if _, err := NewTower(b, Config{}, 1, 4, false); err == nil {
+	if _, err := NewViT(b, Config{}, 1, 4, false); err == nil {
 		t.Error("NewTower accepted an empty config")
 	}
 }

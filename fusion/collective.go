@@ -1,10 +1,11 @@
-package nn
+package fusion
 
 import (
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/clipgo/clipgo/nn"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -72,25 +73,25 @@ func (g *Group) run(f func() error) {
 	g.mu.Unlock()
 }
 
-// AllGather concatenates every rank's x [b, C] into [Size·b, C] in rank order. Its gradient
+// allGather concatenates every rank's x [b, C] into [Size·b, C] in rank order. Its gradient
 // is the sum over ranks of the gradient flowing into the gathered rows, this rank's slice:
 // torch.distributed.nn.all_gather's, which open_clip's --gather-with-grad uses, so that each
 // rank's features receive the gradient of every rank's loss. float32 only.
-func AllGather(x *G.Node, g *Group) (*G.Node, error) {
-	if isF64(x) {
+func allGather(x *G.Node, g *Group) (*G.Node, error) {
+	if nn.IsFloat64(x) {
 		return nil, fmt.Errorf("all_gather: %s is float64; collectives carry float32", x.Name())
 	}
-	b, c, err := dims2("all_gather", x)
+	b, c, err := nn.Matrix("all_gather", x)
 	if err != nil {
 		return nil, err
 	}
 	w, r := g.Size(), g.Rank()
-	return apply("all_gather", tensor.Shape{w * b, c}, G.Nodes{x}, func(y []float32, in [][]float32) {
+	return nn.Apply("all_gather", tensor.Shape{w * b, c}, G.Nodes{x}, func(y []float32, in [][]float32) {
 		clear(y)
 		g.run(func() error { return g.c.AllGather(in[0], y) })
 	}, func(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 		sum := make([]float32, w*b*c) // the all-reduce works in place: the gradient input stays intact
-		dx, err := apply("all_gather_grad", tensor.Shape{b, c}, G.Nodes{grad}, func(d []float32, v [][]float32) {
+		dx, err := nn.Apply("all_gather_grad", tensor.Shape{b, c}, G.Nodes{grad}, func(d []float32, v [][]float32) {
 			copy(sum, v[0])
 			g.run(func() error { return g.c.AllReduceSum(sum) })
 			copy(d, sum[r*b*c:(r+1)*b*c])
@@ -99,55 +100,3 @@ func AllGather(x *G.Node, g *Group) (*G.Node, error) {
 	})
 }
 
-// LocalContrastiveLoss is CLIP's symmetric cross-entropy for this rank's rows of a global
-// batch (open_clip's --local-loss): perImage [b, N] are its images against every text,
-// perText [b, N] its texts against every image, and the target of row i is column offset+i.
-// The result is the mean over the 2b rows; the mean of it over ranks is the whole batch's
-// ContrastiveLoss. A scalar.
-func LocalContrastiveLoss(perImage, perText *G.Node, offset int) (*G.Node, error) {
-	if isF64(perImage) {
-		return localContrastiveLoss[float64](perImage, perText, offset)
-	}
-	return localContrastiveLoss[float32](perImage, perText, offset)
-}
-
-func localContrastiveLoss[T Float](perImage, perText *G.Node, offset int) (*G.Node, error) {
-	b, n, err := dims2("local_contrastive_loss", perImage)
-	if err != nil {
-		return nil, err
-	}
-	if !perText.Shape().Eq(perImage.Shape()) || offset < 0 || offset+b > n {
-		return nil, fmt.Errorf("local_contrastive_loss: logits %v and %v with targets from column %d do not fit",
-			perImage.Shape(), perText.Shape(), offset)
-	}
-	return apply("local_contrastive_loss", nil, G.Nodes{perImage, perText}, func(y []T, in [][]T) {
-		p := make([]float64, n)
-		var loss float64
-		for i := range b {
-			loss += softmaxCE(in[0][i*n:], n, 1, offset+i, p)
-			loss += softmaxCE(in[1][i*n:], n, 1, offset+i, p)
-		}
-		y[0] = T(loss / float64(2*b))
-	}, func(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
-		// d/dl[i][j] = (softmax_row_i[j] − δ(j, offset+i)) / 2b for each of the two.
-		grads := make(G.Nodes, 2)
-		for k := range grads {
-			d, err := apply("local_contrastive_loss_grad", tensor.Shape{b, n}, G.Nodes{in[k], g}, func(d []T, v [][]T) {
-				scale := float64(v[1][0]) / float64(2*b)
-				p := make([]float64, n)
-				for i := range b {
-					softmaxCE(v[0][i*n:], n, 1, offset+i, p)
-					for j := range n {
-						d[i*n+j] = T(p[j] * scale)
-					}
-					d[i*n+offset+i] -= T(scale)
-				}
-			}, nil)
-			if err != nil {
-				return nil, err
-			}
-			grads[k] = d
-		}
-		return grads, nil
-	})
-}

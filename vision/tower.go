@@ -1,0 +1,29 @@
+package vision
+
+import (
+	"fmt"
+
+	"github.com/clipgo/clipgo/nn"
+	G "gorgonia.org/gorgonia"
+)
+
+// Tower is an image encoder on a graph built for a fixed batch: the seam through which fusion
+// composes any image tower (ViT, ModifiedResNet) without knowing its insides. Its parameters
+// carry open_clip's state_dict names under "visual.".
+type Tower interface {
+	// SetImages loads a batch of CLIP-normalised images [batch, 3, S, S] (CHW) into the
+	// tower's input; the graph reads them at its next run.
+	SetImages(images []float32) error
+	// Output is the node of the projected image features [batch, embed], before normalisation.
+	Output() *G.Node
+}
+
+// New adds the image tower cfg describes to b, for batch images projected to embed
+// dimensions. b must be a float32 builder.
+func New(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (Tower, error) {
+	switch cfg.Type {
+	case "", TypeViT:
+		return NewViT(b, cfg, batch, embed, quickGELU)
+	}
+	return nil, fmt.Errorf("model.vision.type %q is not a known image tower (want %q)", cfg.Type, TypeViT)
+}
