@@ -99,4 +99,3 @@ func allGather(x *G.Node, g *Group) (*G.Node, error) {
 		return G.Nodes{dx}, err
 	})
 }
-

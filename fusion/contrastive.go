@@ -131,7 +131,6 @@ func contrastiveLoss[T nn.Float](logits *G.Node) (*G.Node, error) {
 	})
 }
 
-
 // localContrastiveLossOp is CLIP's symmetric cross-entropy for this rank's rows of a global
 // batch (open_clip's --local-loss): perImage [b, N] are its images against every text,
 // perText [b, N] its texts against every image, and the target of row i is column offset+i.

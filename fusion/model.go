@@ -58,7 +58,9 @@ type Outputs struct {
 
 // New builds the model for batches of batch pairs, initialising parameters from seed as the
 // reference does.
-func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil, CLIP{}) }
+func New(cfg Config, batch int, seed int64) (*Model, error) {
+	return build(cfg, batch, seed, nil, CLIP{})
+}
 
 // NewDataParallel builds one rank's model of a data-parallel job over c: each rank feeds its
 // own batch of batch pairs; the L2-normalised features are all-gathered so that the loss
