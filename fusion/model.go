@@ -221,7 +221,10 @@ func (m *Model) load(images []float32, tokens []int32) error {
 	return nil
 }
 
-func (m *Model) run(vm G.VM) error {
+// run runs vm once; training says whether ops that differ between training and evaluation
+// (batch norm) run in training mode.
+func (m *Model) run(vm G.VM, training bool) error {
+	*m.b.Training() = training
 	vm.Reset()
 	if err := vm.RunAll(); err != nil {
 		return fmt.Errorf("fusion: run: %w", err)
@@ -240,7 +243,7 @@ func (m *Model) Step(images []float32, tokens []int32) (float32, error) {
 	if err := m.load(images, tokens); err != nil {
 		return 0, err
 	}
-	if err := m.run(m.train); err != nil {
+	if err := m.run(m.train, true); err != nil {
 		return 0, err
 	}
 	return m.loss[0], nil
@@ -251,7 +254,7 @@ func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
 	if err := m.load(images, tokens); err != nil {
 		return Outputs{}, err
 	}
-	if err := m.run(m.eval); err != nil {
+	if err := m.run(m.eval, false); err != nil {
 		return Outputs{}, err
 	}
 	return m.outputs(), nil
@@ -263,7 +266,7 @@ func (m *Model) EncodeImages(images []float32) ([]float32, error) {
 	if err := m.vision.SetImages(images); err != nil {
 		return nil, fmt.Errorf("fusion: %w", err)
 	}
-	if err := m.run(m.encImg); err != nil {
+	if err := m.run(m.encImg, false); err != nil {
 		return nil, err
 	}
 	return append([]float32(nil), m.imgFeat...), nil
@@ -275,7 +278,7 @@ func (m *Model) EncodeTexts(tokens []int32) ([]float32, error) {
 	if err := m.text.SetTokens(tokens); err != nil {
 		return nil, fmt.Errorf("fusion: %w", err)
 	}
-	if err := m.run(m.encTxt); err != nil {
+	if err := m.run(m.encTxt, false); err != nil {
 		return nil, err
 	}
 	return append([]float32(nil), m.txtFeat...), nil

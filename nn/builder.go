@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -53,16 +54,20 @@ func XavierUniform(fanIn, fanOut int) Init {
 
 // Builder creates named parameters and their nodes on one graph. Float32 graphs read and
 // write Param.Value in place (zero-copy); float64 graphs, used by gradient checks, work on
-// float64 copies made at creation (Value64, Grad64).
+// float64 copies made at creation (Value64, Grad64). A frozen builder (NewFrozenBuilder)
+// makes forward-only graphs over weights shared with other graphs.
 type Builder struct {
 	G      *G.ExprGraph
 	dtype  tensor.Dtype
 	rng    *rand.Rand
 	params []*Param
-	nodes  []*G.Node
+	nodes  []*G.Node // the graph node of each learnable parameter (nil for a buffer)
 	byName map[string]int
 	val64  [][]float64
 	grad64 [][]float64
+
+	shared   map[string]*Param // frozen: the weights every graph of the set reads
+	training *bool             // ops that behave differently in training (batch norm) read it
 }
 
 // NewBuilder starts a graph of the given dtype (tensor.Float32 or tensor.Float64) whose
@@ -72,8 +77,25 @@ func NewBuilder(dtype tensor.Dtype, seed int64) (*Builder, error) {
 		return nil, fmt.Errorf("nn: dtype %v, want float32 or float64", dtype)
 	}
 	return &Builder{G: G.NewGraph(), dtype: dtype, rng: rand.New(rand.NewPCG(uint64(seed), 0x636c6970)),
-		byName: map[string]int{}}, nil
+		byName: map[string]int{}, training: new(bool)}, nil
 }
+
+// NewFrozenBuilder starts a float32 graph for forward passes only (inference) whose parameters
+// are the ones of those names in weights, read in place, so that graphs of several batch sizes
+// share one copy of the weights. A parameter weights lacks is added to it, zero-filled and
+// without a gradient buffer (the caller loads the values before the first run). Backward is
+// refused, and Training stays false.
+func NewFrozenBuilder(weights map[string]*Param) *Builder {
+	return &Builder{G: G.NewGraph(), dtype: tensor.Float32, byName: map[string]int{}, shared: weights, training: new(bool)}
+}
+
+// Frozen reports whether b builds forward-only graphs over shared weights.
+func (b *Builder) Frozen() bool { return b.shared != nil }
+
+// Training is the switch that ops whose forward pass differs between training and evaluation
+// read at each run (batch norm: batch statistics, running statistics updated, or the running
+// statistics alone). The model sets it before each run; it starts false.
+func (b *Builder) Training() *bool { return b.training }
 
 // Dtype is the graph's element type.
 func (b *Builder) Dtype() tensor.Dtype { return b.dtype }
@@ -82,13 +104,11 @@ func (b *Builder) Dtype() tensor.Dtype { return b.dtype }
 // node. graphShape, when given, is the node's shape if it differs from the parameter's (the
 // patch embedding's [W,3,P,P] weight is a [W, 3·P·P] matrix in the graph); the sizes agree.
 func (b *Builder) Param(name string, shape []int, init Init, graphShape ...int) (*G.Node, error) {
-	if _, dup := b.byName[name]; dup {
-		return nil, fmt.Errorf("nn: parameter %s created twice", name)
+	p, err := b.newParam(name, shape, init, true)
+	if err != nil {
+		return nil, err
 	}
-	p := &Param{Name: name, Shape: append([]int(nil), shape...), Decay: DecayByName(name, shape)}
 	n := p.Size()
-	p.Value, p.Grad = make([]float32, n), make([]float32, n)
-	init(b.rng, p.Value)
 	gs := graphShape
 	if len(gs) == 0 {
 		gs = shape
@@ -97,7 +117,6 @@ func (b *Builder) Param(name string, shape []int, init Init, graphShape ...int) 
 		gs = []int{1} // a scalar is a one-element vector in the graph
 	}
 	var node *G.Node
-	var err error
 	if b.dtype == tensor.Float64 {
 		v := make([]float64, n)
 		for i, x := range p.Value {
@@ -112,10 +131,54 @@ func (b *Builder) Param(name string, shape []int, init Init, graphShape ...int) 
 	if err != nil {
 		return nil, err
 	}
-	b.byName[name] = len(b.params)
 	b.params = append(b.params, p)
 	b.nodes = append(b.nodes, node)
 	return node, nil
+}
+
+// Buffer creates the state name of the given shape, initialised by init, that ops update
+// themselves rather than the optimiser (batch norm's running statistics): a Param with Buffer
+// set and a gradient that stays zero, saved in checkpoints under its name. It is not a graph
+// node: the op that owns it reads and writes the returned values in place. On a float64
+// builder the values are float32 all the same.
+func (b *Builder) Buffer(name string, shape []int, init Init) ([]float32, error) {
+	p, err := b.newParam(name, shape, init, false)
+	if err != nil {
+		return nil, err
+	}
+	b.params = append(b.params, p)
+	b.nodes = append(b.nodes, nil)
+	if b.dtype == tensor.Float64 { // keep Value64(i) aligned with Params()
+		b.val64 = append(b.val64, nil)
+		b.grad64 = append(b.grad64, nil)
+	}
+	return p.Value, nil
+}
+
+// newParam registers name and returns its Param: a new one initialised by init, or on a frozen
+// builder the shared one (its shape checked) or a new zero-filled one added to the shared set.
+func (b *Builder) newParam(name string, shape []int, init Init, learned bool) (*Param, error) {
+	if _, dup := b.byName[name]; dup {
+		return nil, fmt.Errorf("nn: parameter %s created twice", name)
+	}
+	b.byName[name] = len(b.params)
+	if b.shared != nil {
+		if p, ok := b.shared[name]; ok {
+			if !slices.Equal(p.Shape, shape) {
+				return nil, fmt.Errorf("nn: parameter %s has shape %v, the graph wants %v", name, p.Shape, shape)
+			}
+			return p, nil
+		}
+		p := &Param{Name: name, Shape: slices.Clone(shape), Buffer: !learned}
+		p.Value = make([]float32, p.Size())
+		b.shared[name] = p
+		return p, nil
+	}
+	p := &Param{Name: name, Shape: slices.Clone(shape), Decay: learned && DecayByName(name, shape), Buffer: !learned}
+	n := p.Size()
+	p.Value, p.Grad = make([]float32, n), make([]float32, n)
+	init(b.rng, p.Value)
+	return p, nil
 }
 
 // Params returns the parameters in creation order.
@@ -139,11 +202,23 @@ func (b *Builder) Grad64(i int) []float64 { return b.grad64[i] }
 // Backward adds the gradient of cost (a scalar) with respect to every parameter, each stored
 // into its Param.Grad (Grad64 for float64 graphs) when the graph runs.
 func (b *Builder) Backward(cost *G.Node) error {
-	grads, err := G.Grad(cost, b.nodes...)
+	if b.Frozen() {
+		return fmt.Errorf("nn: gradient: a frozen builder makes forward-only graphs")
+	}
+	var learned []int // indices of the parameters that are graph nodes
+	var nodes G.Nodes
+	for i, n := range b.nodes {
+		if n != nil {
+			learned = append(learned, i)
+			nodes = append(nodes, n)
+		}
+	}
+	grads, err := G.Grad(cost, nodes...)
 	if err != nil {
 		return fmt.Errorf("nn: gradient: %w", err)
 	}
-	for i, g := range grads {
+	for k, g := range grads {
+		i := learned[k]
 		var dst any = b.params[i].Grad
 		if b.dtype == tensor.Float64 {
 			dst = b.grad64[i]

@@ -16,6 +16,9 @@ type Param struct {
 	Value []float32 // len(Value) == Size()
 	Grad  []float32 // len(Grad) == Size(); written by each backward pass
 	Decay bool      // AdamW weight decay applies (open_clip's rule: matrices only)
+	// Buffer marks state that ops update themselves (batch norm's running statistics), not the
+	// optimiser: its gradient stays zero and it never decays, so AdamW leaves it as it is.
+	Buffer bool
 }
 
 // Size returns the number of elements, the product of Shape (1 for a scalar).
