@@ -10,7 +10,7 @@ import (
 
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/loader"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
 )
 
 // BenchmarkInputPipeline64 measures what training will see: 64 px batches of 128 from
@@ -19,10 +19,10 @@ import (
 // context 77 — with 2 decode workers. One op is one batch; samples/s is the figure to read.
 func BenchmarkInputPipeline64(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "demo")
-	cfg := stages.PrepareConfig{Source: "synthetic", Out: dir, ImageSize: 64, ResizeMode: "center_crop",
+	cfg := prepare.Config{Source: "synthetic", Out: dir, ImageSize: 64, ResizeMode: "center_crop",
 		Quality: 95, Workers: 2, RowGroupRows: 256, ShardRows: 1000}
 	cfg.Synthetic.N = 4096
-	if _, err := stages.Prepare(context.Background(), cfg, quiet, io.Discard); err != nil {
+	if _, err := prepare.Run(context.Background(), cfg, quiet, io.Discard); err != nil {
 		b.Fatal(err)
 	}
 	files, tok := splitFiles(b, dir, "train"), newTokenizer(b)

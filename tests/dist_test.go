@@ -19,7 +19,8 @@ import (
 	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/internal/testenv"
 	"github.com/clipgo/clipgo/nn/checkpoint"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/runlog"
+	"github.com/clipgo/clipgo/stages/train"
 )
 
 // distSets is a small data-parallel run: 16 pairs per step, checkpoints every 3 steps.
@@ -92,7 +93,7 @@ func TestDataParallelInProcess(t *testing.T) {
 	data := prepareSynthetic(t, 400)
 	ctx := context.Background()
 	one := filepath.Join(t.TempDir(), "one")
-	if _, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, append(distSets, "data.streams=2")...), RunDir: one}, quiet, io.Discard); err != nil {
+	if _, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, append(distSets, "data.streams=2")...), RunDir: one}, quiet, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	two := filepath.Join(t.TempDir(), "two")
@@ -105,7 +106,7 @@ func TestDataParallelInProcess(t *testing.T) {
 		var wg sync.WaitGroup
 		for r, c := range comms {
 			wg.Go(func() {
-				_, errs[r] = stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, distSets...), RunDir: two,
+				_, errs[r] = train.Run(ctx, train.Options{Config: demoConfig(t, data, distSets...), RunDir: two,
 					Resume: part.resume, StopAt: part.stopAt, Comm: c}, quiet, io.Discard)
 				if errs[r] != nil {
 					c.Abort(1)
@@ -335,7 +336,7 @@ func TestMPISignal(t *testing.T) {
 		run := filepath.Join(t.TempDir(), "run")
 		args := pretrainArgs(data, run, "train.steps=400", "train.checkpoint_every=1000", "train.val_every=0")
 		out, _, _ := signalJob(t, mpirun, 2, bin, args, c.sig, c.target, func() bool {
-			return countLines(readFile(filepath.Join(run, stages.MetricsName))) >= 3
+			return countLines(readFile(filepath.Join(run, runlog.MetricsName))) >= 3
 		})
 		if !strings.Contains(out, "training interrupted at step") {
 			t.Fatalf("kill %s: rank 0 did not report the interruption:\n%s", c.sig, out)

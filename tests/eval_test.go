@@ -11,7 +11,10 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/eval"
+	"github.com/clipgo/clipgo/stages/index"
+	"github.com/clipgo/clipgo/stages/report"
+	"github.com/clipgo/clipgo/stages/train"
 )
 
 // TestPipelineEndToEnd runs every stage a user runs, on small synthetic data: prepare → a
@@ -23,11 +26,11 @@ func TestPipelineEndToEnd(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "run")
 	cfg := demoConfig(t, data, "train.steps=30", "train.batch_size=16", "train.warmup=3", "train.log_every=5",
 		"train.val_every=15", "train.checkpoint_every=15", "train.val_batches=2")
-	if _, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: cfg, RunDir: run}, quiet, io.Discard); err != nil {
+	if _, err := train.Run(ctx, train.Options{Config: cfg, RunDir: run}, quiet, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	evalDir := filepath.Join(run, "eval")
-	zs, err := stages.ZeroShot(ctx, stages.ZeroShotOptions{Checkpoint: run, Data: data, Task: "synthetic",
+	zs, err := eval.ZeroShot(ctx, eval.ZeroShotOptions{Checkpoint: run, Data: data, Task: "synthetic",
 		Out: filepath.Join(evalDir, "zeroshot-synthetic.json"), Batch: 16, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +40,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 			t.Errorf("zero-shot %s = %v (present %v)", k, v, ok)
 		}
 	}
-	rt, err := stages.Retrieval(ctx, stages.RetrievalOptions{Checkpoint: run, Data: data, Split: "val",
+	rt, err := eval.Retrieval(ctx, eval.RetrievalOptions{Checkpoint: run, Data: data, Split: "val",
 		Out: filepath.Join(evalDir, "retrieval-val.json"), Batch: 16, Examples: 2, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -45,20 +48,20 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if _, ok := rt.Metrics["image_retrieval_recall@5"]; !ok {
 		t.Errorf("retrieval metrics %v lack image_retrieval_recall@5", rt.Metrics)
 	}
-	index := filepath.Join(t.TempDir(), "index.parquet")
-	if _, err := stages.Embed(ctx, stages.EmbedOptions{Checkpoint: run, Data: data, Split: "val", Out: index, Batch: 16}); err != nil {
+	indexPath := filepath.Join(t.TempDir(), "index.parquet")
+	if _, err := index.Embed(ctx, index.EmbedOptions{Checkpoint: run, Data: data, Split: "val", Out: indexPath, Batch: 16}); err != nil {
 		t.Fatal(err)
 	}
 	page := filepath.Join(t.TempDir(), "search.html")
 	var lines strings.Builder
-	res, err := stages.Search(ctx, stages.SearchOptions{Checkpoint: run, Index: index, Query: "a small red circle on the left", K: 5, HTML: page}, &lines)
+	res, err := index.Search(ctx, index.SearchOptions{Checkpoint: run, Index: indexPath, Query: "a small red circle on the left", K: 5, HTML: page}, &lines)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Hits) != 5 || strings.Count(lines.String(), "\n") < 5 {
 		t.Errorf("search gave %d hits and printed %q", len(res.Hits), lines.String())
 	}
-	reportPath, err := stages.Report(stages.ReportOptions{RunDir: run})
+	reportPath, err := report.Write(report.Options{RunDir: run})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/clipgo/clipgo/internal/testenv"
 	"github.com/clipgo/clipgo/nn/checkpoint"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/runlog"
 )
 
 // faultCleanError requires a failed clipgo run to have exited with status 1 and a
@@ -86,7 +86,7 @@ func faultDiskFull(t *testing.T, bin, data string) {
 			want     string // the file named by the error
 		}{
 			{"a checkpoint over the limit", 1024, 2, "step-000004.optim.safetensors"}, // 12.9 MB optimiser file
-			{"metrics.jsonl over the limit", 2, 100, stages.MetricsName},              // ~220 bytes a step
+			{"metrics.jsonl over the limit", 2, 100, runlog.MetricsName},              // ~220 bytes a step
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := filepath.Join(t.TempDir(), "run")

@@ -28,7 +28,7 @@ import (
 	"github.com/clipgo/clipgo/internal/safetensors"
 	"github.com/clipgo/clipgo/internal/testenv"
 	"github.com/clipgo/clipgo/nn/checkpoint"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/runlog"
 )
 
 // The fault tests' dataset and batch: 192 training images make 24 batches of 8, so an epoch
@@ -250,7 +250,7 @@ func faultStepCounts(t *testing.T, path string, strict bool) (train, val map[int
 
 // faultMaxStep is the highest training step a metrics log records so far.
 func faultMaxStep(t *testing.T, run string) int64 {
-	train, _ := faultStepCounts(t, filepath.Join(run, stages.MetricsName), false)
+	train, _ := faultStepCounts(t, filepath.Join(run, runlog.MetricsName), false)
 	top := int64(0)
 	for s := range train {
 		top = max(top, s)
@@ -263,7 +263,7 @@ func faultMaxStep(t *testing.T, run string) int64 {
 // step.
 func faultCheckMetrics(t *testing.T, run string, steps int64) {
 	t.Helper()
-	train, val := faultStepCounts(t, filepath.Join(run, stages.MetricsName), true)
+	train, val := faultStepCounts(t, filepath.Join(run, runlog.MetricsName), true)
 	for s := int64(1); s <= steps; s++ {
 		if train[s] != 1 {
 			t.Errorf("metrics: step %d has %d training records, want 1", s, train[s])
@@ -513,7 +513,7 @@ func faultFreshStart(t *testing.T, bin, data string) {
 	if code, out := faultStart(t, bin, args...).wait(); code != 0 {
 		t.Fatalf("the fresh start failed (exit %d):\n%s", code, out)
 	}
-	if train, _ := faultStepCounts(t, filepath.Join(run, stages.MetricsName), true); train[1] > 1 {
+	if train, _ := faultStepCounts(t, filepath.Join(run, runlog.MetricsName), true); train[1] > 1 {
 		t.Errorf("after a kill before the first checkpoint, --resume auto starts afresh but keeps the killed "+
 			"attempt's records in metrics.jsonl and the sample log: step 1 logged %d times", train[1])
 	}

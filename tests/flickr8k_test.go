@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/clipgo/clipgo/internal/testenv"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
 )
 
 // TestPrepareFlickr8k prepares the real Flickr8k training images (research use only: read
@@ -19,10 +19,10 @@ func TestPrepareFlickr8k(t *testing.T) {
 	}
 	captions := testenv.SharedFile(t, "data/flickr8k/captions.tsv")
 	images := testenv.SharedFile(t, "data/flickr8k/images")
-	cfg := stages.PrepareConfig{Source: "captions", Out: filepath.Join(t.TempDir(), "f8k"), ImageSize: 64,
+	cfg := prepare.Config{Source: "captions", Out: filepath.Join(t.TempDir(), "f8k"), ImageSize: 64,
 		ResizeMode: "center_crop", Quality: 90, Workers: 2, ValCount: 500, RowGroupRows: 256, ShardRows: 2000}
 	cfg.Captions.File, cfg.Captions.Images = captions, images
-	sum, err := stages.Prepare(context.Background(), cfg, quiet, io.Discard)
+	sum, err := prepare.Run(context.Background(), cfg, quiet, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

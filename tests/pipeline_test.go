@@ -11,13 +11,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/clipgo/clipgo/text/tokenizer"
-
 	"go.uber.org/goleak"
 
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
+	"github.com/clipgo/clipgo/text/tokenizer"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -26,10 +25,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func prepareSynthetic(t *testing.T, n int) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "demo")
-	cfg := stages.PrepareConfig{Source: "synthetic", Out: out, ImageSize: 32, ResizeMode: "center_crop",
+	cfg := prepare.Config{Source: "synthetic", Out: out, ImageSize: 32, ResizeMode: "center_crop",
 		Quality: 95, Workers: 2, ValFraction: 0.1, RowGroupRows: 32, ShardRows: 100}
 	cfg.Synthetic.N, cfg.Synthetic.ZeroShotN = n, 30
-	if _, err := stages.Prepare(context.Background(), cfg, quiet, io.Discard); err != nil {
+	if _, err := prepare.Run(context.Background(), cfg, quiet, io.Discard); err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
 	return out

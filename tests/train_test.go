@@ -14,14 +14,15 @@ import (
 	"time"
 
 	"github.com/clipgo/clipgo/internal/safetensors"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/runlog"
+	"github.com/clipgo/clipgo/stages/train"
 )
 
 // demoConfig is the demo recipe on a small synthetic dataset at dir.
-func demoConfig(t *testing.T, dir string, sets ...string) stages.PretrainConfig {
+func demoConfig(t *testing.T, dir string, sets ...string) train.Config {
 	t.Helper()
 	sets = append([]string{"data.train=" + dir, "data.val=" + dir, "data.workers=2"}, sets...)
-	cfg, err := stages.LoadPretrainConfig("demo", sets)
+	cfg, err := train.LoadConfig("demo", sets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestPretrainLearns(t *testing.T) {
 	const B = 32
 	cfg := demoConfig(t, data, "train.steps=150", "train.batch_size=32", "train.warmup=15", "train.lr=0.001",
 		"train.log_every=10", "train.val_every=150", "train.checkpoint_every=150", "train.val_batches=6")
-	sum, err := stages.Pretrain(context.Background(), stages.PretrainOptions{Config: cfg, RunDir: t.TempDir()}, quiet, io.Discard)
+	sum, err := train.Run(context.Background(), train.Options{Config: cfg, RunDir: t.TempDir()}, quiet, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestPretrainLearns(t *testing.T) {
 // readLosses returns the training loss logged at each step of a run's metrics.
 func readLosses(t *testing.T, run string) map[int64]float64 {
 	t.Helper()
-	f, err := os.Open(filepath.Join(run, stages.MetricsName))
+	f, err := os.Open(filepath.Join(run, runlog.MetricsName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,19 +110,19 @@ func TestPretrainResumeMatchesAnUninterruptedRun(t *testing.T) {
 	ctx := context.Background()
 
 	straight := filepath.Join(t.TempDir(), "straight")
-	if _, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: straight}, quiet, io.Discard); err != nil {
+	if _, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: straight}, quiet, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	resumed := filepath.Join(t.TempDir(), "resumed")
-	first, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: resumed, StopAt: 10}, quiet, io.Discard)
+	first, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: resumed, StopAt: 10}, quiet, io.Discard)
 	if err != nil || !first.Stopped || first.Steps != 10 {
 		t.Fatalf("first part: %+v, %v; want stopped at 10", first, err)
 	}
 	// A new run into the same directory is refused: it would mix two runs.
-	if _, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: resumed}, quiet, io.Discard); err == nil {
+	if _, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: resumed}, quiet, io.Discard); err == nil {
 		t.Fatal("a new run into a directory with checkpoints was accepted")
 	}
-	second, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: resumed, Resume: "latest"}, quiet, io.Discard)
+	second, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: resumed, Resume: "latest"}, quiet, io.Discard)
 	if err != nil || second.FirstStep != 10 || second.Steps != 24 {
 		t.Fatalf("resumed part: %+v, %v; want steps 10..24", second, err)
 	}
@@ -153,12 +154,12 @@ func TestPretrainInterruptWritesACheckpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := stages.Pretrain(ctx, stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: run}, quiet, io.Discard)
+		_, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: run}, quiet, io.Discard)
 		done <- err
 	}()
 	// Cancel once a few steps are logged.
 	for {
-		if b, _ := os.ReadFile(filepath.Join(run, stages.MetricsName)); countLines(b) >= 3 {
+		if b, _ := os.ReadFile(filepath.Join(run, runlog.MetricsName)); countLines(b) >= 3 {
 			break
 		}
 		select {
@@ -169,10 +170,10 @@ func TestPretrainInterruptWritesACheckpoint(t *testing.T) {
 	}
 	cancel()
 	err := <-done
-	if !errors.Is(err, stages.ErrInterrupted) {
+	if !errors.Is(err, train.ErrInterrupted) {
 		t.Fatalf("interrupted run: %v, want ErrInterrupted", err)
 	}
-	sum, err := stages.Pretrain(context.Background(), stages.PretrainOptions{Config: demoConfig(t, data, sets...), RunDir: run, Resume: "latest"}, quiet, io.Discard)
+	sum, err := train.Run(context.Background(), train.Options{Config: demoConfig(t, data, sets...), RunDir: run, Resume: "latest"}, quiet, io.Discard)
 	if err != nil || sum.FirstStep == 0 || sum.Steps != 40 {
 		t.Fatalf("resume after the interrupt: %+v, %v; want it to continue from a checkpoint to step 40", sum, err)
 	}
@@ -196,7 +197,7 @@ func TestPretrainStopsAfterTooManyNonFiniteSteps(t *testing.T) {
 	data := prepareSynthetic(t, 100)
 	cfg := demoConfig(t, data, "train.lr=1e30", "train.steps=50", "train.warmup=0", "train.max_bad_steps=3",
 		"train.checkpoint_every=1", "train.batch_size=8", "model.vision.layers=1", "model.text.layers=1")
-	sum, err := stages.Pretrain(context.Background(), stages.PretrainOptions{Config: cfg, RunDir: t.TempDir()}, quiet, io.Discard)
+	sum, err := train.Run(context.Background(), train.Options{Config: cfg, RunDir: t.TempDir()}, quiet, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "non-finite steps in a row") || !strings.Contains(err.Error(), "step-000001.safetensors") {
 		t.Fatalf("err = %v; want the run stopped, naming the last good checkpoint step-000001", err)
 	}

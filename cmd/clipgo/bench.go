@@ -8,11 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/bench"
 )
 
 func newBenchCmd() *cobra.Command {
-	opts := stages.BenchOptions{Preset: "tiny", Warmup: -1, DataBatches: 2}
+	opts := bench.Options{Preset: "tiny", Warmup: -1, DataBatches: 2}
 	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench [--preset tiny|small] [--threads N] [--steps N] [--warmup N] [--batch N]",
@@ -38,7 +38,7 @@ optimiser's goroutines (OpenBLAS itself runs single-threaded).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := stages.Bench(cmd.Context(), opts)
+			res, err := bench.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}

@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/index"
 )
 
 func newEmbedCmd() *cobra.Command {
-	opt := stages.EmbedOptions{Batch: 64, Workers: runtime.NumCPU()}
+	opt := index.EmbedOptions{Batch: 64, Workers: runtime.NumCPU()}
 	cmd := &cobra.Command{
 		Use:   "embed --checkpoint CKPT --data DIR --out INDEX.parquet [--split S] [--batch N] [--no-images]",
 		Short: "export image and caption embeddings of a prepared dataset as one Parquet file",
@@ -24,7 +24,7 @@ read it directly; clipgo search queries it. The file is written atomically.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt.Log, opt.Progress = logger(), os.Stderr
-			sum, err := stages.Embed(cmd.Context(), opt)
+			sum, err := index.Embed(cmd.Context(), opt)
 			if err != nil {
 				return err
 			}

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
 )
 
 func newInspectCmd() *cobra.Command {
@@ -13,7 +13,7 @@ func newInspectCmd() *cobra.Command {
 		Short: "describe a shard file or a prepared dataset: schema, rows, row groups, bytes, samples",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return stages.Inspect(cmd.OutOrStdout(), args[0], rows)
+			return prepare.Inspect(cmd.OutOrStdout(), args[0], rows)
 		},
 	}
 	cmd.Flags().IntVar(&rows, "rows", 3, "sample rows to show")

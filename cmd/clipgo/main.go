@@ -1,5 +1,5 @@
 // Command clipgo is the command-line front of the clipgo pipeline: one subcommand per stage.
-// It only turns flags into stage configs; the work lives in package stages.
+// It only turns flags into stage configs; the work lives in the packages under stages/.
 package main
 
 import (

@@ -5,11 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/bench"
 )
 
 func newParityCmd() *cobra.Command {
-	opts := stages.ParityOptions{TolOutputs: 1e-4, TolGrads: 1e-3}
+	opts := bench.ParityOptions{TolOutputs: 1e-4, TolGrads: 1e-3}
 	cmd := &cobra.Command{
 		Use:   "parity --weights W.safetensors --inputs I.safetensors --out O.safetensors [--reference R.safetensors]",
 		Short: "one training step's features, logits, loss and gradients, as ../shared/peers/clip_step.py parity writes them",
@@ -20,7 +20,7 @@ reference's parity output for the same files) it compares every tensor and fails
 error relative to the tensor's largest magnitude exceeds the tolerances.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := stages.Parity(opts, cmd.OutOrStdout())
+			rep, err := bench.Parity(opts, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}

@@ -8,11 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clipgo/clipgo/data/imageproc"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
 )
 
 func newPrepareCmd() *cobra.Command {
-	cfg := stages.PrepareConfig{
+	cfg := prepare.Config{
 		ImageSize:    224,
 		ResizeMode:   "center_crop",
 		Quality:      imageproc.DefaultJPEGQuality,
@@ -40,7 +40,7 @@ Sources:
   parquet      foreign Parquet (img2dataset output, Hugging Face image/text) matched by --input`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sum, err := stages.Prepare(cmd.Context(), cfg, logger(), os.Stderr)
+			sum, err := prepare.Run(cmd.Context(), cfg, logger(), os.Stderr)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clipgo/clipgo/internal/dist"
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/train"
 )
 
 func newPretrainCmd() *cobra.Command {
@@ -32,7 +32,7 @@ Data parallel: built with MPI (make build-mpi), "mpirun -np N clipgo pretrain ..
 ranks; train.batch_size is the global batch, each rank takes its share (README: Scaling out).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := stages.LoadPretrainConfig(recipe, sets)
+			cfg, err := train.LoadConfig(recipe, sets)
 			if err != nil {
 				return err
 			}
@@ -45,9 +45,9 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 			if comm.Size() > 1 {
 				log = rankLogger(comm.Rank())
 			}
-			sum, err := stages.Pretrain(cmd.Context(), stages.PretrainOptions{Config: cfg, RunDir: out, Resume: resume,
+			sum, err := train.Run(cmd.Context(), train.Options{Config: cfg, RunDir: out, Resume: resume,
 				StopAt: stopAt, SampleLog: sampleLog, Comm: comm}, log, progressTo)
-			if errors.Is(err, stages.ErrInterrupted) {
+			if errors.Is(err, train.ErrInterrupted) {
 				// Every rank stopped at the same step; rank 0 names the checkpoint.
 				if comm.Rank() == 0 {
 					fmt.Fprintln(os.Stderr, "clipgo:", err)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/report"
 )
 
 func newReportCmd() *cobra.Command {
@@ -20,7 +20,7 @@ with every figure inlined, so the file can be mailed or opened anywhere on its o
 The output goes to RUN_DIR/report unless --out says otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := stages.Report(stages.ReportOptions{RunDir: args[0], Out: out})
+			path, err := report.Write(report.Options{RunDir: args[0], Out: out})
 			if err != nil {
 				return err
 			}

@@ -5,11 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/eval"
 )
 
 func newRetrievalCmd() *cobra.Command {
-	opts := stages.RetrievalOptions{Split: "val", Batch: stages.DefaultEvalBatch, Examples: stages.DefaultEvalExamples}
+	opts := eval.RetrievalOptions{Split: "val", Batch: eval.DefaultBatch, Examples: eval.DefaultExamples}
 	cmd := &cobra.Command{
 		Use:   "retrieval --checkpoint C --data D --out metrics.json [--split val] [--examples 8]",
 		Short: "image→text and text→image retrieval over a split whose images have captions",
@@ -24,7 +24,7 @@ top 5 results and the images as JPEG data URIs; prints the metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Report, opts.Log, opts.Progress = cmd.OutOrStdout(), logger(), os.Stderr
-			_, err := stages.Retrieval(cmd.Context(), opts)
+			_, err := eval.Retrieval(cmd.Context(), opts)
 			return err
 		},
 	}

@@ -3,11 +3,11 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/index"
 )
 
 func newSearchCmd() *cobra.Command {
-	var opt stages.SearchOptions
+	var opt index.SearchOptions
 	cmd := &cobra.Command{
 		Use:   `search --checkpoint CKPT --index INDEX.parquet (--query "TEXT" | --image FILE) [-k 8] [--html out.html]`,
 		Short: "find the images (or captions) of an embedding index closest to a text or an image",
@@ -24,7 +24,7 @@ It prints one line per result, best first: rank key score caption. With --html i
 writes one self-contained page with the results' images (from the index), scores and captions.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := stages.Search(cmd.Context(), opt, cmd.OutOrStdout())
+			_, err := index.Search(cmd.Context(), opt, cmd.OutOrStdout())
 			return err
 		},
 	}

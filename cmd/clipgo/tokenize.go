@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/prepare"
 	"github.com/clipgo/clipgo/text/tokenizer"
 )
 
@@ -18,7 +18,7 @@ func newTokenizeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := bufio.NewWriter(cmd.OutOrStdout())
-			if err := stages.Tokenize(os.Stdin, out, contextLength); err != nil {
+			if err := prepare.Tokenize(os.Stdin, out, contextLength); err != nil {
 				return err
 			}
 			return out.Flush()

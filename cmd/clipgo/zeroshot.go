@@ -5,11 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/clipgo/clipgo/stages"
+	"github.com/clipgo/clipgo/stages/eval"
 )
 
 func newZeroShotCmd() *cobra.Command {
-	opts := stages.ZeroShotOptions{Batch: stages.DefaultEvalBatch}
+	opts := eval.ZeroShotOptions{Batch: eval.DefaultBatch}
 	cmd := &cobra.Command{
 		Use:   "zeroshot --checkpoint C --data D --task T --out metrics.json [--split S] [--labels L] [--batch N]",
 		Short: "zero-shot classification of a labelled image set with prompt-ensembled class weights",
@@ -30,7 +30,7 @@ matrix) and <out>.confusion.png, and prints the metrics and the per-class table.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Report, opts.Log, opts.Progress = cmd.OutOrStdout(), logger(), os.Stderr
-			_, err := stages.ZeroShot(cmd.Context(), opts)
+			_, err := eval.ZeroShot(cmd.Context(), opts)
 			return err
 		},
 	}

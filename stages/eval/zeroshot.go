@@ -1,0 +1,399 @@
+// Package eval measures a trained model on held-out data: zero-shot classification and
+// cross-modal retrieval, written as CLIP_benchmark results.
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/data/ingest"
+	"github.com/clipgo/clipgo/data/loader"
+	"github.com/clipgo/clipgo/data/shard"
+	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/metrics"
+	"github.com/clipgo/clipgo/internal/plots"
+	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/pipeline"
+	"github.com/clipgo/clipgo/stages/evalfile"
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
+)
+
+// ZeroShotOptions configures a zero-shot classification evaluation.
+//
+// Data is one of:
+//   - a prepared dataset directory (with manifest.json), read from Split, by default the first
+//     of "zeroshot", "test", "val", "train" that it has; its records must all be labelled;
+//   - an image folder, root/<class>/<images> (classes sorted by name, as ImageFolder does);
+//   - an IDX image file (MNIST, Fashion-MNIST), with its IDX label file in Labels.
+//
+// The task's class i names label i; the data's classes, when it names them, must be as many.
+type ZeroShotOptions struct {
+	Checkpoint string // model checkpoint (.safetensors written by pretrain), or a run directory: its latest
+	Data       string
+	Labels     string // IDX label file, when Data is an IDX image file
+	Split      string // prepared datasets only
+	Task       string // built-in task name (configs/zeroshot) or a .yaml file
+	Out        string // result JSON; details and the confusion PNG go beside it
+	Dataset    string // dataset name in the result (default: from Data and Split)
+	Batch      int    // images per model call (default 64)
+	Workers    int    // image decode goroutines (default GOMAXPROCS)
+
+	Report   io.Writer    // where the summary and per-class table are printed (nil: nowhere)
+	Log      *slog.Logger // nil: slog.Default()
+	Progress io.Writer    // where a progress bar is drawn when it is a terminal (nil: none)
+}
+
+// Zero-shot and retrieval defaults.
+const (
+	DefaultBatch         = evalmodel.DefaultBatch // images per model call
+	DefaultExamples      = 8                      // retrieval queries kept per direction
+	defaultZeroShotSplit = "zeroshot"
+)
+
+// ZeroShot classifies every image of opts.Data by CLIP's zero-shot recipe — each class's
+// weight is the normalised mean of its prompts' normalised text embeddings, each image goes to
+// the class of largest cosine similarity — and writes CLIP_benchmark's result (acc1, acc5 with
+// at least 5 classes, mean_per_class_recall) to opts.Out, the details (per-class recall, most
+// confused class, confusion matrix) beside it, and the confusion matrix as a PNG.
+func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.Out == "" {
+		return evalfile.Result{}, errors.New("zeroshot: --out is required")
+	}
+	task, err := LoadTask(opts.Task)
+	if err != nil {
+		return evalfile.Result{}, err
+	}
+	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
+	}
+	defer model.Close()
+	set, err := openLabelled(opts, model.Config.Vision.ImageSize, log)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
+	}
+	C := len(task.ClassNames)
+	if set.classes != nil && len(set.classes) != C {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: %s names %d classes but task %s has %d: the data does not fit the task",
+			set.origin, len(set.classes), task.Name, C)
+	}
+
+	weights, dim, err := classifier(model.Enc, task)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: task %s: %w", task.Name, err)
+	}
+	bar := progress.New(opts.Progress, log, "zeroshot", set.total)
+	var embs []float32
+	var labels []int
+	err = set.stream(ctx, func(images []float32, keys []string, labs []int32) error {
+		e, err := model.Enc.Images(images)
+		if err != nil {
+			return err
+		}
+		for i, y := range labs {
+			if y < 0 {
+				return fmt.Errorf("image %s has no label: zero-shot classification needs every image labelled", keys[i])
+			}
+			if int(y) >= C {
+				return fmt.Errorf("image %s has label %d but task %s has %d classes: the data does not fit the task", keys[i], y, task.Name, C)
+			}
+			labels = append(labels, int(y))
+		}
+		embs = append(embs, e...)
+		bar.Add(int64(len(labs)), "")
+		return nil
+	})
+	bar.Finish()
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
+	}
+	if len(labels) == 0 {
+		return evalfile.Result{}, fmt.Errorf("zeroshot %s: no image to classify", set.origin)
+	}
+	logits, err := metrics.ZeroShotLogits(embs, len(labels), dim, weights, C)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
+	}
+	cls, err := metrics.Classify(logits, labels, C)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
+	}
+
+	res := evalfile.Result{Dataset: firstNonEmpty(opts.Dataset, set.name), Model: model.Desc, Pretrained: model.Path,
+		Task: evalfile.TaskZeroShot, Metrics: cls.Metrics()}
+	det := evalfile.Details{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, cls.Confusion),
+		Confusion: cls.Confusion, Images: len(labels)}
+	if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
+	}
+	if err := evalfile.Write(opts.Out, res, det); err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
+	}
+	if C > plots.MaxClasses { // the matrix is in the details; a picture that large is unreadable
+		log.Warn("no confusion picture", "classes", C, "limit", plots.MaxClasses)
+	} else if err := plots.Confusion(evalfile.ConfusionPath(opts.Out), cls.Confusion, task.ClassNames); err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: confusion picture: %w", err)
+	}
+	if opts.Report != nil {
+		WriteZeroShotReport(opts.Report, res, det)
+	}
+	return res, nil
+}
+
+// classifier embeds every prompt of every class and builds CLIP's zero-shot weights [E,C].
+func classifier(enc *fusion.Encoder, task Task) ([]float32, int, error) {
+	C, T := len(task.ClassNames), len(task.Templates)
+	prompts := make([]string, 0, C*T)
+	for c := range C {
+		prompts = append(prompts, task.Prompts(c)...)
+	}
+	flat, err := enc.Texts(prompts)
+	if err != nil {
+		return nil, 0, err
+	}
+	E := enc.Dim()
+	classEmb := make([][][]float32, C)
+	for c := range C {
+		classEmb[c] = make([][]float32, T)
+		for t := range T {
+			r := c*T + t
+			classEmb[c][t] = flat[r*E : (r+1)*E]
+		}
+	}
+	return metrics.ZeroShotClassifier(classEmb)
+}
+
+// perClass makes the per-class table from a [true][predicted] confusion matrix.
+func perClass(names []string, confusion [][]int) []evalfile.ClassScore {
+	out := make([]evalfile.ClassScore, len(names))
+	for c, row := range confusion {
+		s := evalfile.ClassScore{Class: names[c]}
+		top := -1
+		for p, k := range row {
+			s.Count += k
+			if p != c && k > 0 && (top < 0 || k > row[top]) {
+				top = p
+			}
+		}
+		if s.Count > 0 {
+			s.Recall = float64(row[c]) / float64(s.Count)
+		}
+		if top >= 0 {
+			s.Top = names[top]
+		}
+		out[c] = s
+	}
+	return out
+}
+
+// WriteZeroShotReport prints a zero-shot result for people: the metrics, then one line per
+// class that has images (recall, count, the class its images are most often taken for).
+func WriteZeroShotReport(w io.Writer, res evalfile.Result, det evalfile.Details) {
+	fmt.Fprintf(w, "zero-shot %s: %d images, %d classes (chance %.4f)\n", res.Dataset, det.Images, len(det.ClassNames), 1/float64(max(len(det.ClassNames), 1)))
+	for _, k := range slices.Sorted(maps.Keys(res.Metrics)) {
+		fmt.Fprintf(w, "  %-22s %.4f\n", k, res.Metrics[k])
+	}
+	fmt.Fprintf(w, "  %-24s %6s %7s  %s\n", "class", "images", "recall", "most confused with")
+	for _, s := range det.PerClass {
+		if s.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %-24s %6d %7.3f  %s\n", s.Class, s.Count, s.Recall, s.Top)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// labelledSet is a source of labelled images: its name for results and messages, its class
+// names when it has them, its size when known (-1 otherwise), and a stream of chunks of
+// CLIP-normalised images [n,3,S,S] with their keys and labels (-1: none).
+type labelledSet struct {
+	name    string // short, for the result's dataset field
+	origin  string // where it is, for messages
+	classes []string
+	total   int64
+	stream  func(ctx context.Context, fn func(images []float32, keys []string, labels []int32) error) error
+}
+
+// openLabelled opens opts.Data as a prepared dataset, an image folder or IDX files.
+func openLabelled(opts ZeroShotOptions, size int, log *slog.Logger) (*labelledSet, error) {
+	batch := opts.Batch
+	if batch < 1 {
+		batch = DefaultBatch
+	}
+	if opts.Data == "" {
+		return nil, errors.New("--data is required")
+	}
+	fi, err := os.Stat(opts.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	if opts.Labels != "" {
+		if fi.IsDir() {
+			return nil, fmt.Errorf("data %s is a directory: --labels goes with an IDX image file", opts.Data)
+		}
+		src, err := ingest.IDX(opts.Data, opts.Labels)
+		if err != nil {
+			return nil, err
+		}
+		return sourceSet(src, filepath.Base(opts.Data), int64(src.Len()), size, batch, opts.Workers, log), nil
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("data %s is a file: give a prepared dataset or image folder directory, or an IDX image file with --labels", opts.Data)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Data, shard.ManifestName)); err == nil {
+		return preparedSet(opts.Data, opts.Split, size, batch, opts.Workers, log)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if opts.Split != "" {
+		return nil, fmt.Errorf("data %s has no %s: --split applies to prepared datasets only", opts.Data, shard.ManifestName)
+	}
+	src, err := ingest.ImageFolder(opts.Data)
+	if err != nil {
+		return nil, err
+	}
+	return sourceSet(src, filepath.Base(filepath.Clean(opts.Data)), -1, size, batch, opts.Workers, log), nil
+}
+
+// zeroShotSplits are the splits a prepared dataset is evaluated on when none is named, in
+// order of preference.
+var zeroShotSplits = []string{defaultZeroShotSplit, "test", "val", "train"}
+
+// preparedSet reads a split of a prepared dataset with the loader in eval mode.
+func preparedSet(dir, split string, size, batch, workers int, log *slog.Logger) (*labelledSet, error) {
+	m, err := shard.ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	if split == "" {
+		for _, s := range zeroShotSplits {
+			if m.Splits[s] != nil {
+				split = s
+				break
+			}
+		}
+		if split == "" {
+			return nil, fmt.Errorf("dataset %s has none of the splits %v: name one with --split", dir, zeroShotSplits)
+		}
+	}
+	files, err := m.Files(dir, split)
+	if err != nil {
+		return nil, err
+	}
+	name := filepath.Base(filepath.Clean(dir)) + ":" + split
+	if len(m.ClassNames) == 0 {
+		return nil, fmt.Errorf("dataset %s has no class names: it is not a labelled set (prepare one from an image folder, IDX files or the synthetic source)", dir)
+	}
+	ld, err := loader.New(loader.Config{Files: files, Mode: loader.Eval, BatchSize: batch, ImageSize: size,
+		ContextLen: 1, Tokenize: func([]int32, string) error { return nil }, DecodeWorkers: workers})
+	if err != nil {
+		return nil, err
+	}
+	stream := func(ctx context.Context, fn func([]float32, []string, []int32) error) error {
+		ep := ld.Epoch(ctx, 0, 0)
+		defer ep.Close()
+		for {
+			b, err := ep.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if b.Labels == nil {
+				b.Release()
+				return fmt.Errorf("split %q has no labels: zero-shot classification needs a labelled split", split)
+			}
+			err = fn(b.Images, b.Keys, b.Labels)
+			b.Release()
+			if err != nil {
+				return err
+			}
+		}
+		logSkips(log, name, ep.Stats().Skipped)
+		return nil
+	}
+	return &labelledSet{name: name, origin: dir + " split " + split, classes: m.ClassNames, total: m.Splits[split].Images, stream: stream}, nil
+}
+
+func logSkips(log *slog.Logger, name string, skipped map[string]int64) {
+	for reason, n := range skipped {
+		log.Warn("skipped records", "data", name, "reason", reason, "count", n)
+	}
+}
+
+// sourceSet reads a labelled ingest source (image folder, IDX), decoding and transforming
+// its images on workers goroutines.
+func sourceSet(src ingest.Source, name string, total int64, size, batch, workers int, log *slog.Logger) *labelledSet {
+	type decoded struct {
+		key   string
+		label int32
+		image []float32
+	}
+	stream := func(ctx context.Context, fn func([]float32, []string, []int32) error) error {
+		rejected := map[string]int64{}
+		p := pipeline.New(ctx)
+		items := pipeline.Source(p, "scan", func(ctx context.Context, emit func(ingest.Item) error) error {
+			return src.Scan(ctx, emit, func(r ingest.Reject) error { rejected[r.Reason]++; return nil })
+		})
+		imgs := pipeline.Map(p, "decode", items, pipeline.Options{Workers: max(workers, 1)},
+			func(_ context.Context, it ingest.Item) (decoded, error) {
+				img := it.Image
+				if img == nil {
+					raw, err := it.Load()
+					if err != nil {
+						return decoded{}, fmt.Errorf("%s: %w", it.Origin, err)
+					}
+					if img, _, err = imageproc.Decode(raw, imageproc.DefaultLimits); err != nil {
+						return decoded{}, fmt.Errorf("%s: %w", it.Origin, err)
+					}
+				}
+				d := decoded{key: it.Key, label: -1, image: make([]float32, 3*size*size)}
+				if it.Label != nil {
+					d.label = *it.Label
+				}
+				if err := imageproc.EvalTransform(d.image, img, size); err != nil {
+					return decoded{}, fmt.Errorf("%s: %w", it.Origin, err)
+				}
+				return d, nil
+			})
+		batches := pipeline.Batch(p, "batch", imgs, batch, true)
+		pipeline.Sink(p, "embed", batches, func(_ context.Context, ds []decoded) error {
+			images := make([]float32, 0, len(ds)*3*size*size)
+			keys := make([]string, len(ds))
+			labels := make([]int32, len(ds))
+			for i, d := range ds {
+				images = append(images, d.image...)
+				keys[i], labels[i] = d.key, d.label
+			}
+			return fn(images, keys, labels)
+		})
+		if err := p.Wait(); err != nil {
+			return err
+		}
+		logSkips(log, name, rejected)
+		return nil
+	}
+	return &labelledSet{name: name, origin: src.Name(), classes: src.Classes(), total: total, stream: stream}
+}

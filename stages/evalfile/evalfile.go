@@ -1,0 +1,115 @@
+// Package evalfile is the file format of an evaluation's outcome: CLIP_benchmark's result JSON
+// and the details written beside it, which eval writes and report reads.
+package evalfile
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
+)
+
+// The tasks of a result, CLIP_benchmark's names.
+const (
+	TaskZeroShot  = "zeroshot_classification"
+	TaskRetrieval = "zeroshot_retrieval"
+)
+
+// Result is CLIP_benchmark's result file: {"dataset","model","pretrained","task","metrics"},
+// so that tools reading CLIP_benchmark results read clipgo's. Task is TaskZeroShot or
+// TaskRetrieval.
+type Result struct {
+	Dataset    string             `json:"dataset"`
+	Model      string             `json:"model"`
+	Pretrained string             `json:"pretrained"`
+	Task       string             `json:"task"`
+	Metrics    map[string]float64 `json:"metrics"`
+}
+
+// Details is what an evaluation writes beside its result (DetailsPath): the tables and
+// examples people read in the report, which CLIP_benchmark's format has no place for.
+type Details struct {
+	ClassNames []string     `json:"classnames,omitempty"`
+	PerClass   []ClassScore `json:"per_class,omitempty"`
+	Confusion  [][]int      `json:"confusion_matrix,omitempty"` // [true class][predicted class] counts
+	Examples   []Example    `json:"examples,omitempty"`
+	Images     int          `json:"images"`
+	Texts      int          `json:"texts,omitempty"`
+}
+
+// ClassScore is one row of the per-class table of a zero-shot evaluation.
+type ClassScore struct {
+	Class  string  `json:"class"`
+	Count  int     `json:"count"`  // images of this class
+	Recall float64 `json:"recall"` // share of them predicted as this class
+	Top    string  `json:"most_confused_with,omitempty"`
+}
+
+// Example is one query of a retrieval evaluation with its top results, the right
+// answers marked; images are data URIs (small JPEGs) so a report stays one self-contained file.
+type Example struct {
+	Direction string `json:"direction"` // "text_to_image" or "image_to_text"
+	Query     string `json:"query"`     // the caption, or the image's key
+	QueryImg  string `json:"query_image,omitempty"`
+	Results   []Hit  `json:"results"`
+}
+
+// Hit is one ranked result.
+type Hit struct {
+	Key     string  `json:"key"`
+	Text    string  `json:"text,omitempty"`  // for image→text
+	Image   string  `json:"image,omitempty"` // data URI, for text→image
+	Score   float64 `json:"score"`
+	Correct bool    `json:"correct"`
+}
+
+// DetailsPath returns where the details of the result at path go: x.json -> x.details.json.
+func DetailsPath(path string) string {
+	return strings.TrimSuffix(path, ".json") + ".details.json"
+}
+
+// ConfusionPath returns where the confusion-matrix picture of the zero-shot result at path
+// goes: x.json -> x.confusion.png.
+func ConfusionPath(path string) string {
+	return strings.TrimSuffix(path, ".json") + ".confusion.png"
+}
+
+// Write writes the result and its details atomically.
+func Write(path string, res Result, det Details) error {
+	for _, f := range []struct {
+		path string
+		v    any
+	}{{path, res}, {DetailsPath(path), det}} {
+		raw, err := json.MarshalIndent(f.v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(f.path, append(raw, '\n')); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+
+// Read reads a result and, when present, its details.
+func Read(path string) (Result, *Details, error) {
+	var res Result
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return res, nil, err
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	raw, err = os.ReadFile(DetailsPath(path))
+	if err != nil {
+		return res, nil, nil
+	}
+	var det Details
+	if err := json.Unmarshal(raw, &det); err != nil {
+		return res, nil, fmt.Errorf("%s: %w", DetailsPath(path), err)
+	}
+	return res, &det, nil
+}

@@ -1,0 +1,245 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
+)
+
+// Search directions: what a query is ranked against.
+const (
+	SearchOverImages   = "images"   // the image embeddings (text→image, image→image)
+	SearchOverCaptions = "captions" // the first captions' embeddings (image→text, text→text)
+)
+
+// SearchOptions configures Search. Exactly one of Query and Image is set.
+type SearchOptions struct {
+	Checkpoint string // the model that made the index: a checkpoint, or a run directory (its latest)
+	Index      string // index file written by Embed
+	Query      string // a text query (longer than the model's context: truncated, EOT kept)
+	Image      string // an image file as the query (decoded, eval transform)
+	Over       string // SearchOverImages or SearchOverCaptions; default: images for a text query, captions for an image query
+	K          int    // results (default 8; at most the index's rows)
+	HTML       string // if set, write a self-contained result page here
+	Limits     Limits
+}
+
+// SearchHit is one ranked result.
+type SearchHit struct {
+	Rank      int     `json:"rank"` // 1 = best
+	Row       int     `json:"row"`  // row in the index
+	Key       string  `json:"key"`
+	Split     string  `json:"split,omitempty"`
+	Caption   string  `json:"caption"`
+	ClassName string  `json:"class_name,omitempty"`
+	Score     float64 `json:"score"` // cosine similarity
+}
+
+// SearchResult is what Search found.
+type SearchResult struct {
+	Query string      // the text, or the image file
+	Kind  string      // "text" or "image"
+	Over  string      // SearchOverImages or SearchOverCaptions
+	Rows  int         // index rows ranked
+	Hits  []SearchHit // best first
+}
+
+// Search embeds a text or image query with the checkpoint's model and ranks the index's
+// image (or caption) embeddings by cosine similarity to it. It writes one
+// `rank key score caption` line per hit on w and, with opt.HTML, a page showing the hits'
+// images from the index. The index must come from the same model: its embedding width and
+// model config are checked against the checkpoint's.
+func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, error) {
+	res := SearchResult{Query: opt.Query, Kind: "text", Over: opt.Over}
+	switch {
+	case opt.Checkpoint == "" || opt.Index == "":
+		return res, errors.New("search: --checkpoint and --index are required")
+	case (opt.Query == "") == (opt.Image == ""):
+		return res, errors.New("search: give either --query or --image")
+	case opt.K < 0:
+		return res, fmt.Errorf("search: k %d must be positive", opt.K)
+	}
+	if opt.Image != "" {
+		res.Query, res.Kind = opt.Image, "image"
+	}
+	if res.Over == "" {
+		res.Over = map[string]string{"text": SearchOverImages, "image": SearchOverCaptions}[res.Kind]
+	}
+	col := map[string]string{SearchOverImages: ColImageEmbedding, SearchOverCaptions: ColTextEmbedding}[res.Over]
+	if col == "" {
+		return res, fmt.Errorf("search: --over %q: want %s or %s", res.Over, SearchOverImages, SearchOverCaptions)
+	}
+	if opt.K == 0 {
+		opt.K = 8
+	}
+	em, err := evalmodel.Open(opt.Checkpoint, 1)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	defer em.Close()
+	cfg := em.Config
+	ix, err := Open(opt.Index, opt.Limits)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	defer ix.Close()
+	if ix.Dim() != cfg.EmbedDim {
+		return res, fmt.Errorf("search: index %s holds %d-dimensional embeddings but checkpoint %s makes %d-dimensional ones: embed the data again with this checkpoint",
+			opt.Index, ix.Dim(), em.Path, cfg.EmbedDim)
+	}
+	if ix.Config() != cfg {
+		a, _ := json.Marshal(ix.Config())
+		b, _ := json.Marshal(cfg)
+		return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
+			opt.Index, a, em.Path, b)
+	}
+	q, queryImg, err := searchEmbedQuery(opt, em)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	res.Rows = ix.Rows()
+	scores := make([]float64, 0, res.Rows)
+	if err := ix.Scan(ctx, col, func(_ int, v []float32) error {
+		scores = append(scores, searchCosine(q, v))
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	top := searchTopK(scores, min(opt.K, len(scores)))
+	rows, err := ix.Lookup(ctx, top)
+	if err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
+	for i, r := range rows {
+		res.Hits = append(res.Hits, SearchHit{Rank: i + 1, Row: r.Row, Key: r.Key, Split: r.Split,
+			Caption: r.Caption, ClassName: r.ClassName, Score: scores[r.Row]})
+	}
+	for _, h := range res.Hits {
+		if _, err := fmt.Fprintf(w, "%d %s %.4f %s\n", h.Rank, h.Key, h.Score, h.Caption); err != nil {
+			return res, err
+		}
+	}
+	if opt.HTML != "" {
+		if err := writeSearchHTML(opt.HTML, res, rows, queryImg); err != nil {
+			return res, fmt.Errorf("search: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// searchEmbedQuery returns the query's L2-normalised [E] embedding and, for an image query,
+// the image file's bytes.
+func searchEmbedQuery(opt SearchOptions, em *evalmodel.Model) ([]float32, []byte, error) {
+	enc := em.Enc
+	if opt.Image == "" {
+		q, err := enc.Texts([]string{opt.Query})
+		return q, nil, err
+	}
+	f, err := os.Open(opt.Image)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(imageproc.DefaultLimits.MaxBytes)+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	img, _, err := imageproc.Decode(b, imageproc.DefaultLimits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	x := make([]float32, enc.ImageLen())
+	if err := imageproc.EvalTransform(x, img, em.Config.Vision.ImageSize); err != nil {
+		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
+	}
+	q, err := enc.Images(x)
+	return q, b, err
+}
+
+// searchCosine returns q·v / (‖q‖‖v‖), 0 when either is zero; float64 accumulation.
+func searchCosine(q, v []float32) float64 {
+	var dot, qq, vv float64
+	for i := range q {
+		a, b := float64(q[i]), float64(v[i])
+		dot += a * b
+		qq += a * a
+		vv += b * b
+	}
+	if qq == 0 || vv == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(qq*vv)
+}
+
+// searchTopK returns the indices of the k largest scores, best first; equal scores keep index order.
+func searchTopK(scores []float64, k int) []int {
+	if k <= 0 {
+		return nil
+	}
+	top := make([]int, 0, k+1)
+	for i, s := range scores {
+		if len(top) == k && s <= scores[top[k-1]] {
+			continue
+		}
+		at := sort.Search(len(top), func(j int) bool { return scores[top[j]] < s })
+		top = slices.Insert(top, at, i)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
+//go:embed search_template.html
+var searchTemplateText string
+
+var searchTemplate = template.Must(template.New("search").Parse(searchTemplateText))
+
+// searchPageHit is a hit as the page shows it.
+type searchPageHit struct {
+	SearchHit
+	Image template.URL // data URI, empty when the index has no image
+}
+
+// writeSearchHTML writes one self-contained page: the query, and each hit with its score,
+// caption and image inlined as a data URI.
+func writeSearchHTML(path string, res SearchResult, rows []Row, queryImg []byte) error {
+	page := struct {
+		SearchResult
+		QueryImage template.URL
+		Hits       []searchPageHit
+	}{SearchResult: res, QueryImage: searchDataURI(queryImg)}
+	for i, h := range res.Hits {
+		page.Hits = append(page.Hits, searchPageHit{SearchHit: h, Image: searchDataURI(rows[i].JPG)})
+	}
+	var buf bytes.Buffer
+	if err := searchTemplate.Execute(&buf, page); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, buf.Bytes())
+}
+
+// searchDataURI returns b as a data: URI when it is an image browsers show, else "".
+func searchDataURI(b []byte) template.URL {
+	mime := http.DetectContentType(b)
+	if len(b) == 0 || !strings.HasPrefix(mime, "image/") {
+		return ""
+	}
+	return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
+}

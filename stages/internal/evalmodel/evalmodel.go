@@ -1,0 +1,86 @@
+// Package evalmodel loads a trained checkpoint for inference, as the evaluation and index
+// stages use it: the encoder, the model config and a description of the model for results.
+package evalmodel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/config"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/stages/runlog"
+)
+
+// DefaultBatch is the number of images per model call when none is given.
+const DefaultBatch = 64
+
+// Model is a checkpoint loaded for evaluation.
+type Model struct {
+	Path   string // the checkpoint file
+	Enc    *fusion.Encoder
+	Config fusion.Config
+	Desc   string // for the "model" field of results (see Describe)
+	m      *fusion.Model
+}
+
+// Close releases the model.
+func (e *Model) Close() { e.m.Close() }
+
+// Open loads a checkpoint, or the latest one of a run directory, for batches of batch
+// (DefaultBatch when < 1).
+func Open(path string, batch int) (*Model, error) {
+	if path == "" {
+		return nil, errors.New("--checkpoint is required")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if fi.IsDir() { // a run directory: its latest complete checkpoint
+		if path, err = checkpoint.Latest(path); err != nil {
+			return nil, err
+		}
+	}
+	if batch < 1 {
+		batch = DefaultBatch
+	}
+	cfg, err := fusion.ReadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := fusion.Load(path, batch)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	enc, err := fusion.NewEncoder(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &Model{Path: path, m: m, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
+}
+
+// Describe names a checkpoint's model for the result's "model" field: the preset its run
+// recorded in config.yaml beside it (when there is one), and the sizes that the checkpoint
+// itself records, e.g. "tiny ViT-4/32 w128 L2, text w128 L2 ctx32, embed 128".
+func Describe(path string, cfg fusion.Config) string {
+	v, t := cfg.Vision, cfg.Text
+	d := fmt.Sprintf("ViT-%d/%d w%d L%d, text w%d L%d ctx%d, embed %d",
+		v.PatchSize, v.ImageSize, v.Width, v.Layers, t.Width, t.Layers, t.ContextLength, cfg.EmbedDim)
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), runlog.ConfigName))
+	if err != nil || len(raw) > config.MaxBytes {
+		return d
+	}
+	var run struct {
+		Preset string `yaml:"model_preset"`
+	}
+	if yaml.Unmarshal(raw, &run) == nil && run.Preset != "" && len(run.Preset) < 64 {
+		return run.Preset + " " + d
+	}
+	return d
+}

@@ -1,0 +1,506 @@
+// Package report presents a training run for people: the plots of its metrics log and one
+// self-contained HTML page with its evaluations.
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/plots"
+	"github.com/clipgo/clipgo/stages/evalfile"
+	"github.com/clipgo/clipgo/stages/runlog"
+)
+
+// Limits on what Write reads (besides the metrics log's, runlog.MaxBytes and
+// runlog.MaxLine): a run directory is outside input, and the report is built in memory.
+const (
+	// MaxConfigBytes is the largest config.yaml Write shows.
+	MaxConfigBytes = 1 << 20
+	// MaxEvalBytes is the largest evaluation result, or its details, Write reads.
+	MaxEvalBytes = 64 << 20
+	// MaxEvalFiles is the most evaluation results one report shows.
+	MaxEvalFiles = 64
+	// MaxExamples is the most retrieval examples shown per evaluation and direction.
+	MaxExamples = 12
+	// MaxHits is the most results shown per retrieval example.
+	MaxHits = 5
+)
+
+//go:embed report_template.html
+var reportTemplateText string
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct": func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) },
+}).Parse(reportTemplateText))
+
+// Options says which run to report on and where the report goes.
+type Options struct {
+	RunDir string // from clipgo pretrain: metrics.jsonl, config.yaml, eval/*.json
+	Out    string // directory for report.html and its PNGs; RunDir/report when empty
+}
+
+// Write writes the PNG figures of a run and one self-contained report.html (figures inlined
+// as data URIs) into opts.Out, and returns the path of the HTML file. It shows what exists: a
+// run without evaluations, or whose metrics log ends in a half-written line, still gets a
+// report that says so. A missing metrics log, or an evaluation result that does not parse, is
+// an error naming the file.
+func Write(opts Options) (string, error) {
+	if opts.RunDir == "" {
+		return "", errors.New("report: no run directory")
+	}
+	if st, err := os.Stat(opts.RunDir); err != nil {
+		return "", fmt.Errorf("report: run directory: %w", err)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("report: run directory %s is not a directory", opts.RunDir)
+	}
+	out := opts.Out
+	if out == "" {
+		out = filepath.Join(opts.RunDir, "report")
+	}
+	metricsPath := filepath.Join(opts.RunDir, runlog.MetricsName)
+	log, err := runlog.Read(metricsPath)
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	evals, err := readEvals(filepath.Join(opts.RunDir, "eval"))
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+
+	page := reportPage{Run: opts.RunDir, Generated: time.Now().Format(time.DateTime)}
+	for _, n := range log.Notes {
+		page.Notes = append(page.Notes, metricsPath+": "+n)
+	}
+	page.Config, err = readConfig(filepath.Join(opts.RunDir, runlog.ConfigName))
+	if err != nil {
+		page.Notes = append(page.Notes, err.Error())
+	}
+	page.Summary = summarise(log)
+	page.Validation = log.Val
+	if page.Figures, err = trainingFigures(log, out); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	if len(evals) == 0 {
+		page.Notes = append(page.Notes, "no evaluation results in "+filepath.Join(opts.RunDir, "eval"))
+	}
+	for _, ev := range evals {
+		v, err := evalSection(ev, out)
+		if err != nil {
+			return "", fmt.Errorf("report: %w", err)
+		}
+		page.Evals = append(page.Evals, v)
+	}
+
+	var buf bytes.Buffer
+	if err := reportTemplate.Execute(&buf, page); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	path := filepath.Join(out, "report.html")
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	return path, nil
+}
+
+// readConfig returns the run's config.yaml as text to show.
+func readConfig(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(raw) > MaxConfigBytes {
+		return string(raw[:MaxConfigBytes]) + "\n…", fmt.Errorf("config %s: longer than %d bytes; cut", path, MaxConfigBytes)
+	}
+	return string(raw), nil
+}
+
+// loadedEval is one evaluation result with its details and paths.
+type loadedEval struct {
+	name, path string
+	res        evalfile.Result
+	det        *evalfile.Details
+}
+
+// readEvals reads every result in dir (x.json, not x.details.json), sorted by name. A missing
+// directory is no evaluation; a result that does not parse is an error.
+func readEvals(dir string) ([]loadedEval, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluations: %w", err)
+	}
+	var evals []loadedEval
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".details.json") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if len(evals) == MaxEvalFiles {
+			return nil, fmt.Errorf("evaluations %s: more than %d results", dir, MaxEvalFiles)
+		}
+		path := filepath.Join(dir, name)
+		for _, p := range []string{path, evalfile.DetailsPath(path)} {
+			if st, err := os.Stat(p); err == nil && st.Size() > MaxEvalBytes {
+				return nil, fmt.Errorf("evaluation %s: %d bytes, limit %d", p, st.Size(), MaxEvalBytes)
+			}
+		}
+		res, det, err := evalfile.Read(path)
+		if err != nil {
+			return nil, fmt.Errorf("evaluation %s: %w", path, err)
+		}
+		if res.Task == "" || res.Metrics == nil {
+			return nil, fmt.Errorf("evaluation %s: not a CLIP_benchmark result (no task or metrics)", path)
+		}
+		evals = append(evals, loadedEval{name: strings.TrimSuffix(name, ".json"), path: path, res: res, det: det})
+	}
+	return evals, nil
+}
+
+// reportPage is what the template renders.
+type reportPage struct {
+	Run, Generated string
+	Config         string
+	Notes          []string
+	Summary        []fact
+	Figures        []figure
+	Validation     []runlog.Val
+	Evals          []evalView
+}
+
+type fact struct{ Name, Value string }
+
+type figure struct {
+	Title, File string
+	Src         template.URL // data:image/png;base64,...
+}
+
+type evalView struct {
+	Name, Dataset, Task, Model, Pretrained string
+	Images, Texts                          int
+	Metrics                                []metricRow
+	PerClass                               []evalfile.ClassScore
+	Confusion                              *figure
+	Examples                               []exampleGroup
+}
+
+type metricRow struct{ Name, Meaning, Value string }
+
+type exampleGroup struct {
+	Title    string
+	TopK     int // the most results shown for one query
+	Examples []exampleView
+}
+
+type exampleView struct {
+	Query    string
+	QueryImg template.URL
+	Found    bool // a right answer is among the shown results
+	TextHits bool // the results are captions, not images
+	Hits     []hitView
+}
+
+type hitView struct {
+	Rank      int
+	Key, Text string
+	Image     template.URL
+	Score     string
+	Correct   bool
+}
+
+// summarise gives the headline facts of the training log.
+func summarise(log runlog.Log) []fact {
+	var s []fact
+	add := func(name, format string, args ...any) { s = append(s, fact{name, fmt.Sprintf(format, args...)}) }
+	if n := len(log.Train); n > 0 {
+		first, last := log.Train[0], log.Train[n-1]
+		add("steps", "%d to %d (%d records)", first.Step, last.Step, n)
+		add("loss", "%.4f at step %d → %.4f at step %d", first.Loss, first.Step, last.Loss, last.Step)
+		if !math.IsNaN(last.LogitScale) {
+			add("logit scale (1/temperature)", "%.2f → %.2f", first.LogitScale, last.LogitScale)
+		}
+		var sum float64
+		var cnt int
+		for _, r := range log.Train {
+			if r.SamplesPerS > 0 && !math.IsInf(r.SamplesPerS, 0) {
+				sum += r.SamplesPerS
+				cnt++
+			}
+		}
+		if cnt > 0 {
+			add("throughput", "%.1f samples/s (mean of %d records)", sum/float64(cnt), cnt)
+		}
+		if last.ElapsedS > 0 {
+			add("training time", "%s", time.Duration(last.ElapsedS*float64(time.Second)).Round(time.Second))
+		}
+	} else {
+		add("steps", "no training records")
+	}
+	if n := len(log.Val); n > 0 {
+		v := log.Val[n-1]
+		add("last validation", "step %d: loss %.4f, in-batch top-1 image→text %.3f, text→image %.3f", v.Step, v.Loss, v.I2T, v.T2I)
+	}
+	return s
+}
+
+// trainingFigures draws the curves the log has data for into dir.
+func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
+	steps := func(f func(runlog.Train) float64) plots.Series {
+		s := plots.Series{X: make([]float64, len(log.Train)), Y: make([]float64, len(log.Train))}
+		for i, r := range log.Train {
+			s.X[i], s.Y[i] = float64(r.Step), f(r)
+		}
+		return s
+	}
+	vals := func(f func(runlog.Val) float64) plots.Series {
+		s := plots.Series{X: make([]float64, len(log.Val)), Y: make([]float64, len(log.Val))}
+		for i, r := range log.Val {
+			s.X[i], s.Y[i] = float64(r.Step), f(r)
+		}
+		return s
+	}
+	named := func(name string, s plots.Series) plots.Series { s.Name = name; return s }
+	type spec struct {
+		file, title, ylabel string
+		log                 bool
+		series              []plots.Series
+	}
+	specs := []spec{
+		{"loss.png", "Contrastive loss", "loss (log scale)", true, []plots.Series{
+			named("train", steps(func(r runlog.Train) float64 { return r.Loss })),
+			named("validation", vals(func(r runlog.Val) float64 { return r.Loss }))}},
+		{"val_accuracy.png", "Validation in-batch top-1 accuracy", "accuracy", false, []plots.Series{
+			named("image→text", vals(func(r runlog.Val) float64 { return r.I2T })),
+			named("text→image", vals(func(r runlog.Val) float64 { return r.T2I }))}},
+		{"logit_scale.png", "Logit scale exp(t) = 1/temperature", "logit scale", false, []plots.Series{
+			steps(func(r runlog.Train) float64 { return r.LogitScale })}},
+		{"lr.png", "Learning rate", "learning rate", false, []plots.Series{
+			steps(func(r runlog.Train) float64 { return r.LR })}},
+		{"samples_per_s.png", "Throughput", "samples/s", false, []plots.Series{
+			steps(func(r runlog.Train) float64 { return r.SamplesPerS })}},
+		{"grad_norm.png", "Gradient norm (before clipping)", "L2 norm", true, []plots.Series{
+			steps(func(r runlog.Train) float64 { return r.GradNorm })}},
+	}
+	var figs []figure
+	for _, sp := range specs {
+		var kept []plots.Series
+		for _, s := range sp.series {
+			if slices.ContainsFunc(s.Y, func(y float64) bool { return !math.IsNaN(y) && !math.IsInf(y, 0) && (!sp.log || y > 0) }) {
+				kept = append(kept, s)
+			}
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		draw := plots.Curves
+		if sp.log {
+			draw = plots.LogCurves
+		}
+		path := filepath.Join(dir, sp.file)
+		if err := draw(path, sp.title, "step", sp.ylabel, kept...); err != nil {
+			return nil, err
+		}
+		fig, err := pngFigure(sp.title, path)
+		if err != nil {
+			return nil, err
+		}
+		figs = append(figs, fig)
+	}
+	return figs, nil
+}
+
+// pngFigure reads a PNG into a figure with a data URI.
+func pngFigure(title, path string) (figure, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return figure{}, err
+	}
+	if !bytes.HasPrefix(raw, []byte("\x89PNG\r\n\x1a\n")) {
+		return figure{}, fmt.Errorf("%s: not a PNG file", path)
+	}
+	return figure{Title: title, File: filepath.Base(path),
+		Src: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(raw))}, nil
+}
+
+// evalSection turns one evaluation into its part of the page, drawing its confusion matrix
+// into dir when the evaluation did not leave one beside its result.
+func evalSection(ev loadedEval, dir string) (evalView, error) {
+	v := evalView{Name: ev.name, Dataset: ev.res.Dataset, Task: ev.res.Task, Model: ev.res.Model, Pretrained: ev.res.Pretrained}
+	names := make([]string, 0, len(ev.res.Metrics))
+	for k := range ev.res.Metrics {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, compareMetricNames)
+	for _, k := range names {
+		v.Metrics = append(v.Metrics, metricRow{Name: k, Meaning: MetricMeaning(k), Value: formatMetric(ev.res.Metrics[k])})
+	}
+	det := ev.det
+	if det == nil {
+		return v, nil
+	}
+	v.Images, v.Texts = det.Images, det.Texts
+	v.PerClass = det.PerClass
+	if len(det.Confusion) > 0 {
+		title := "Confusion matrix of " + ev.name
+		existing := evalfile.ConfusionPath(ev.path)
+		if _, err := os.Stat(existing); err == nil {
+			fig, err := pngFigure(title, existing)
+			if err != nil {
+				return v, fmt.Errorf("evaluation %s: %w", ev.path, err)
+			}
+			v.Confusion = &fig
+		} else if len(det.ClassNames) <= plots.MaxClasses {
+			path := filepath.Join(dir, ev.name+".confusion.png")
+			if err := plots.Confusion(path, det.Confusion, det.ClassNames); err != nil {
+				return v, fmt.Errorf("evaluation %s: %w", evalfile.DetailsPath(ev.path), err)
+			}
+			fig, err := pngFigure(title, path)
+			if err != nil {
+				return v, err
+			}
+			v.Confusion = &fig
+		}
+	}
+	groups := map[string]*exampleGroup{}
+	var order []string
+	for _, ex := range det.Examples {
+		g := groups[ex.Direction]
+		if g == nil {
+			g = &exampleGroup{Title: directionTitle(ex.Direction)}
+			groups[ex.Direction] = g
+			order = append(order, ex.Direction)
+		}
+		if len(g.Examples) == MaxExamples {
+			continue
+		}
+		e := exampleView{Query: ex.Query, QueryImg: imageURI(ex.QueryImg)}
+		for i, h := range ex.Results[:min(len(ex.Results), MaxHits)] {
+			e.Hits = append(e.Hits, hitView{Rank: i + 1, Key: h.Key, Text: h.Text, Image: imageURI(h.Image),
+				Score: strconv.FormatFloat(h.Score, 'f', 3, 64), Correct: h.Correct})
+			e.Found = e.Found || h.Correct
+			e.TextHits = e.TextHits || (h.Image == "" && h.Text != "")
+		}
+		g.TopK = max(g.TopK, len(e.Hits))
+		g.Examples = append(g.Examples, e)
+	}
+	for _, d := range order {
+		v.Examples = append(v.Examples, *groups[d])
+	}
+	return v, nil
+}
+
+// imageURI passes a data URI of a PNG, JPEG or GIF image whose payload is valid base64, and
+// drops anything else: details files are outside input, and html/template trusts a
+// template.URL as it is.
+func imageURI(s string) template.URL {
+	for _, prefix := range []string{"data:image/jpeg;base64,", "data:image/png;base64,", "data:image/gif;base64,"} {
+		if payload, ok := strings.CutPrefix(s, prefix); ok {
+			if _, err := base64.StdEncoding.DecodeString(payload); err == nil {
+				return template.URL(s)
+			}
+		}
+	}
+	return ""
+}
+
+func directionTitle(d string) string {
+	switch d {
+	case "text_to_image":
+		return "Text → image: a caption finds images"
+	case "image_to_text":
+		return "Image → text: an image finds captions"
+	}
+	return d
+}
+
+func formatMetric(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
+}
+
+// compareMetricNames orders metrics as people read them: classification accuracy first, then
+// recall@k by k, text→image before image→text, then the rest by name.
+func compareMetricNames(a, b string) int {
+	ra, ka := metricRank(a)
+	rb, kb := metricRank(b)
+	if ra != rb {
+		return ra - rb
+	}
+	if ka != kb {
+		return ka - kb
+	}
+	return strings.Compare(a, b)
+}
+
+func metricRank(name string) (rank, k int) {
+	switch name {
+	case "acc1":
+		return 0, 0
+	case "acc5":
+		return 1, 0
+	case "mean_per_class_recall":
+		return 2, 0
+	}
+	if k, ok := recallAt(name, "image_retrieval_recall@"); ok {
+		return 3, k
+	}
+	if k, ok := recallAt(name, "text_retrieval_recall@"); ok {
+		return 4, k
+	}
+	return 5, 0
+}
+
+func recallAt(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	k, err := strconv.Atoi(rest)
+	return k, err == nil && k > 0
+}
+
+// MetricMeaning says in plain words what a CLIP_benchmark metric name measures; "" for a name
+// it does not know. The retrieval names are easy to read backwards: image_retrieval is
+// text→image (a caption retrieves images), text_retrieval is image→text.
+func MetricMeaning(name string) string {
+	switch name {
+	case "acc1":
+		return "top-1 accuracy: the best-scoring class prompt is the right class"
+	case "acc5":
+		return "top-5 accuracy: the right class is among the 5 best-scoring prompts"
+	case "mean_per_class_recall":
+		return "mean per-class recall (balanced accuracy): top-1 accuracy averaged over classes"
+	}
+	if k, ok := recallAt(name, "image_retrieval_recall@"); ok {
+		return fmt.Sprintf("image retrieval R@%d (text→image): share of captions whose image is among the top %d images", k, k)
+	}
+	if k, ok := recallAt(name, "text_retrieval_recall@"); ok {
+		return fmt.Sprintf("text retrieval R@%d (image→text): share of images with a right caption among the top %d captions", k, k)
+	}
+	return ""
+}

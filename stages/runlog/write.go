@@ -1,0 +1,79 @@
+package runlog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/clipgo/clipgo/internal/atomicfile"
+)
+
+// Writer appends JSON lines to a log of steps: the metrics log, or the sample log.
+type Writer struct {
+	f   *os.File
+	enc *json.Encoder
+}
+
+// Open opens a JSON-lines log of steps for appending; it first drops the records of steps
+// after step (written by an interrupted run past its last checkpoint, or, at step 0, by an
+// attempt killed before its first checkpoint), so that the log reads as one uninterrupted
+// run.
+func Open(path string, step int64) (*Writer, error) {
+	if err := truncate(path, step); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+// Encode appends rec as one JSON line.
+func (w *Writer) Encode(rec any) error {
+	if err := w.enc.Encode(rec); err != nil {
+		return fmt.Errorf("metrics %s: %w", w.f.Name(), err)
+	}
+	return nil
+}
+
+// Write appends lines already encoded, in one write: a kill tears at most their last line.
+func (w *Writer) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+// Close closes the log.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// truncate rewrites a log of steps without the records of steps after step, and without
+// torn lines.
+func truncate(path string, step int64) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err // names the path
+	}
+	var kept bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Step *int64 `json:"step"`
+		}
+		// A line that does not parse was torn by a killed process: dropped with the steps
+		// after the checkpoint, so that the log stays one JSON object per line.
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || (rec.Step != nil && *rec.Step > step) {
+			continue
+		}
+		kept.Write(sc.Bytes())
+		kept.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return atomicfile.WriteFile(path, kept.Bytes())
+}

@@ -1,0 +1,532 @@
+// Package train trains a CLIP model on prepared shards: the recipe, the training loop (data
+// parallel or not), validation, checkpoints and resuming, and the run directory it all goes to.
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/dist"
+	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/nn/optim"
+	"github.com/clipgo/clipgo/stages/runlog"
+	"github.com/clipgo/clipgo/text/tokenizer"
+)
+
+// ErrInterrupted is returned (wrapped, with the checkpoint written) when a run stops on a
+// signal: the run can go on with --resume latest.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Options is one `clipgo pretrain` invocation.
+type Options struct {
+	Config Config
+	RunDir string
+	Resume string // "" (a new run), "latest", "auto" (latest if there is one, else new), or a checkpoint path
+	// StopAt, when positive, ends this invocation after that step with a checkpoint, as an
+	// interruption would: a long run fits into time slots, resumed with Resume "latest".
+	StopAt int64
+	// SampleLog, when set, names a JSON-lines file that gets one record per training sample
+	// consumed, {"step","epoch","key"}, written as each step ends: an audit of what the
+	// model saw (on a resume, the records past the checkpoint are dropped, as in the metrics).
+	SampleLog string
+	// Comm joins the ranks of a data-parallel run (nil: one process). Each rank takes
+	// batch_size/ranks pairs of every batch from its own data streams; features are gathered so
+	// that the loss sees the whole batch, gradients are averaged, and every rank takes the
+	// same optimiser step. Rank 0 reads the checkpoint to resume from and broadcasts it, writes
+	// checkpoints, metrics and progress; the others only need the shards.
+	Comm *dist.Comm
+}
+
+// Summary is what a run did.
+type Summary struct {
+	RunDir         string
+	FirstStep      int64 // the first step this invocation ran (> 0 after a resume)
+	Steps          int64 // the step count reached
+	FirstLoss      float32
+	LastLoss       float32
+	SamplesPerSec  float64
+	CommSeconds    float64 // data parallel: this rank's time in collectives (waits for other ranks included)
+	Checkpoint     string  // the newest checkpoint written
+	SkippedSteps   int     // steps skipped for a non-finite loss or gradient
+	Stopped        bool    // ended at StopAt before train.steps
+	LastValidation *Validation
+}
+
+// Validation is the model's score on the validation split: the contrastive loss and the
+// in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
+type Validation struct {
+	Loss     float64 `json:"val_loss"`
+	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
+	TextTop  float64 `json:"val_t2i_acc"` // text→image
+	Batches  int     `json:"val_batches"`
+}
+
+// Run trains a CLIP model on prepared shards: the input pipeline feeds fixed-size
+// batches, each step runs forward and backward (over train.accum_steps micro-batches), clips,
+// and takes an AdamW step with a cosine schedule, then clamps the logit scale. Metrics go to
+// RunDir/metrics.jsonl, checkpoints to RunDir every train.checkpoint_every steps, at the end,
+// at opts.StopAt and on interruption (ctx done).
+//
+// With opts.Comm of several ranks, each rank runs Run on its share of every batch and
+// the ranks stay in lockstep (see Options.Comm).
+func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writer) (Summary, error) {
+	t, err := newTrainer(ctx, opts, log)
+	defer t.close()
+	if err != nil {
+		return t.sum, err
+	}
+	cfg := t.cfg
+	if !t.lead {
+		progressTo = io.Discard
+	}
+	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
+	bar.Add(t.step, "")
+	defer bar.Finish()
+
+	start, samples := time.Now(), int64(0)
+	var lastStall, lastComm time.Duration
+	badInARow := 0
+	for ; t.step < cfg.Train.Steps; t.step++ {
+		step := t.step
+		before := t.mark()
+		loss, stop, err := t.forwardBackward(ctx)
+		if err != nil {
+			if ctx.Err() != nil && t.comm.Size() == 1 {
+				// The step did not happen: its checkpoint resumes the data where the step began.
+				t.rewind(before)
+				return t.sum, interrupted(t.save(step), step, t.sum.Checkpoint)
+			}
+			return t.sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		if err := t.logSamples(step + 1); err != nil {
+			return t.sum, err
+		}
+		if finite, bad := optim.GradsFinite(t.params); !finite || math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+			badInARow++
+			t.sum.SkippedSteps++
+			log.Warn("non-finite step skipped", "step", step, "loss", loss, "param", bad, "in_a_row", badInARow)
+			if badInARow >= cfg.Train.MaxBadSteps {
+				last := t.sum.Checkpoint
+				if last == "" {
+					last = "none yet"
+				}
+				return t.sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s", step, badInARow, last)
+			}
+			continue
+		}
+		badInARow = 0
+		lr := t.sched.LR(int(step))
+		gradNorm := optim.GradNorm(t.params)
+		if cfg.Train.GradClip > 0 {
+			optim.ClipGradNorm(t.params, cfg.Train.GradClip)
+		}
+		if err := t.opt.Step(lr); err != nil {
+			return t.sum, fmt.Errorf("step %d: %w", step, err)
+		}
+		t.model.ClampLogitScale()
+		samples += int64(cfg.Train.BatchSize * cfg.Train.AccumSteps)
+		if step == t.sum.FirstStep {
+			t.sum.FirstLoss = loss
+		}
+		t.sum.LastLoss, t.sum.Steps = loss, step+1
+
+		rate := float64(samples) / time.Since(start).Seconds()
+		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(t.params), lr, rate))
+		if t.lead && ((step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep) {
+			stall := t.stall()
+			if stall < lastStall { // a new epoch started its own count
+				lastStall = 0
+			}
+			rec := map[string]any{"step": step + 1, "epoch": t.streams[0].epoch, "loss": loss,
+				"logit_scale": temperature(t.params), "lr": lr, "grad_norm": gradNorm, "samples_per_s": rate,
+				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}
+			if t.comm.Size() > 1 {
+				comm := t.commTime()
+				rec["comm_s"] = (comm - lastComm).Seconds() // in collectives since the previous record
+				lastComm = comm
+			}
+			if err := t.metrics.Encode(rec); err != nil {
+				return t.sum, err
+			}
+			lastStall = stall
+		}
+		last := step+1 == cfg.Train.Steps
+		if t.valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
+			v, err := t.validate(t.dataCtx)
+			if err != nil && t.dataCtx.Err() != nil { // a signal during validation: the step is done
+				return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
+			}
+			if err != nil {
+				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
+			}
+			t.sum.LastValidation = &v
+			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
+			if t.lead {
+				if err := t.metrics.Encode(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
+					"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
+					return t.sum, err
+				}
+			}
+		}
+		stopAt := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
+		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stopAt {
+			if err := t.save(step + 1); err != nil {
+				return t.sum, err
+			}
+		}
+		if stopAt {
+			t.sum.Stopped = true
+			break
+		}
+		if stop && !last {
+			err := t.save(step + 1)
+			// Under mpirun, the first rank to exit gets the others killed: they wait until
+			// rank 0's checkpoint is on disk.
+			if berr := t.comm.Barrier(); err == nil {
+				err = berr
+			}
+			return t.sum, interrupted(err, step+1, t.sum.Checkpoint)
+		}
+	}
+	t.sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
+	t.sum.CommSeconds = t.commTime().Seconds()
+	return t.sum, nil
+}
+
+// trainer is the state of one Run invocation (of one rank, data parallel).
+type trainer struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	sum     Summary
+	model   *fusion.Model
+	params  []*nn.Param
+	opt     *optim.AdamW
+	sched   optim.Cosine
+	tok     *tokenizer.Tokenizer
+	metrics *runlog.Writer // rank 0 only
+	samples *runlog.Writer // opts.SampleLog, or nil
+	seen    []seenSample
+	cfgJSON string
+
+	comm       *dist.Comm
+	lead       bool          // rank 0: logs, writes checkpoints and metrics
+	flat       []float32     // gradients, loss and stop flag, all-reduced in one call (several ranks)
+	reduceTime time.Duration // spent in that all-reduce
+	dataCtx    context.Context
+	cancel     context.CancelFunc
+
+	valFiles []string
+	accum    [][]float32 // gradient sums over micro-batches (train.accum_steps > 1)
+
+	step    int64     // optimiser steps done
+	streams []*stream // this rank's shares of the training data
+	nStream int       // streams of the whole job
+	images  []float32 // this rank's batch, when it has several streams to put side by side
+	tokens  []int32
+}
+
+// newTrainer checks the config and the data, builds the model, optimiser and input pipeline,
+// and restores a checkpoint when resuming.
+func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, error) {
+	cfg := opts.Config
+	t := &trainer{cfg: cfg, opts: opts, log: log, sum: Summary{RunDir: opts.RunDir}, comm: opts.Comm}
+	if t.comm == nil {
+		t.comm = dist.Single()
+	}
+	t.lead = t.comm.Rank() == 0
+	parent := ctx
+	if t.comm.Size() > 1 {
+		// A signal reaches the ranks at different moments: they agree on stopping at a step's
+		// end (forwardBackward), so the input must not stop under one of them mid-step.
+		parent = context.WithoutCancel(ctx)
+	}
+	t.dataCtx, t.cancel = context.WithCancel(parent)
+	if err := cfg.Validate(); err != nil {
+		return t, err
+	}
+	if cfg.Model.Text.VocabSize < tokenizer.VocabSize {
+		return t, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
+			cfg.Model.Text.VocabSize, tokenizer.VocabSize)
+	}
+	world := t.comm.Size()
+	t.nStream = cfg.Data.Streams
+	if t.nStream == 0 {
+		t.nStream = world
+	}
+	if t.nStream%world != 0 || cfg.Train.BatchSize%t.nStream != 0 {
+		return t, fmt.Errorf("train.batch_size %d over data.streams %d on %d ranks: the streams must divide the batch and the ranks the streams",
+			cfg.Train.BatchSize, t.nStream, world)
+	}
+	trainFiles, err := splitFiles(cfg.Data.Train, cfg.Data.TrainSplit)
+	if err != nil {
+		return t, fmt.Errorf("data.train: %w", err)
+	}
+	if cfg.Data.Val != "" {
+		if t.valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
+			return t, fmt.Errorf("data.val: %w", err)
+		}
+	}
+	if t.lead {
+		if opts.Resume == "auto" {
+			opts.Resume = ""
+			if _, err := checkpoint.Latest(opts.RunDir); err == nil {
+				opts.Resume = "latest"
+			}
+		}
+		t.opts = opts
+		if err := prepareRunDir(opts, cfg); err != nil {
+			return t, err
+		}
+	}
+	raw, err := json.Marshal(cfg.Model) // the checkpoint rebuilds its model from this alone
+	if err != nil {
+		return t, err
+	}
+	t.cfgJSON = string(raw)
+
+	local := cfg.Train.BatchSize / world
+	if world == 1 {
+		t.model, err = fusion.New(cfg.Model, local, cfg.Train.Seed)
+	} else {
+		t.model, err = fusion.NewDataParallel(cfg.Model, local, cfg.Train.Seed, t.comm)
+	}
+	if err != nil {
+		return t, err
+	}
+	t.params = t.model.Params()
+	if t.opt, err = optim.NewAdamW(t.params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2,
+		Eps: cfg.Train.Eps, WeightDecay: cfg.Train.WeightDecay}); err != nil {
+		return t, err
+	}
+	t.sched = optim.Cosine{Base: cfg.Train.LR, Warmup: int(cfg.Train.Warmup), Steps: int(cfg.Train.Steps)}
+	if cfg.Train.AccumSteps > 1 {
+		t.accum = make([][]float32, len(t.params))
+		for i, p := range t.params {
+			t.accum[i] = make([]float32, len(p.Grad))
+		}
+	}
+	var saved []checkpoint.StreamPos
+	if t.lead && t.opts.Resume != "" {
+		if saved, err = t.restore(); err != nil {
+			return t, err
+		}
+	}
+	if world > 1 {
+		if saved, err = t.broadcastStart(saved); err != nil {
+			return t, err
+		}
+		n := 2 // the loss and the stop flag ride with the gradients
+		for _, p := range t.params {
+			n += len(p.Grad)
+		}
+		t.flat = make([]float32, n)
+	}
+	t.sum.FirstStep = t.step
+	if t.lead {
+		if t.metrics, err = runlog.Open(filepath.Join(opts.RunDir, runlog.MetricsName), t.step); err != nil {
+			return t, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	if opts.SampleLog != "" {
+		path := opts.SampleLog
+		if world > 1 {
+			path = fmt.Sprintf("%s.rank-%d", path, t.comm.Rank())
+		}
+		if t.samples, err = runlog.Open(path, t.step); err != nil {
+			return t, fmt.Errorf("sample log: %w", err)
+		}
+	}
+	if t.tok, err = tokenizer.New(); err != nil {
+		return t, err
+	}
+	if err := t.openStreams(trainFiles, t.resolvePositions(saved)); err != nil {
+		return t, fmt.Errorf("data.train: %w", err)
+	}
+	return t, nil
+}
+
+// restore loads the checkpoint named by opts.Resume (on rank 0): parameters, optimiser state
+// and step; it returns the data stream positions.
+func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
+	path, err := resolveResume(t.opts)
+	if err != nil {
+		return nil, err
+	}
+	if saved, err := fusion.ReadConfig(path); err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	} else if saved != t.cfg.Model {
+		return nil, fmt.Errorf("resume %s: the checkpoint's model %+v differs from the config's %+v", path, saved, t.cfg.Model)
+	}
+	meta, state, err := checkpoint.Load(path, t.params)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := t.opt.LoadState(state); err != nil {
+		return nil, fmt.Errorf("resume %s: optimiser state: %w", path, err)
+	}
+	t.step = meta.Step
+	t.sum.Checkpoint = path
+	pos := meta.Streams
+	if pos == nil {
+		pos = []checkpoint.StreamPos{{Epoch: meta.Epoch, Sample: meta.Sample}}
+	}
+	t.log.Info("resumed", "checkpoint", path, "step", t.step, "epoch", meta.Epoch, "sample", meta.Sample, "streams", len(pos))
+	return pos, nil
+}
+
+// forwardBackward runs train.accum_steps micro-batches and leaves the mean of their
+// gradients in the params; it returns the mean loss. Each micro-batch's loss contrasts its own
+// pairs (as open_clip without --accum-freq's feature cache). Data parallel, the gradients and
+// the loss are then averaged over the ranks, and stop reports whether any rank was asked to
+// stop (ctx done): all of them then stop after this step.
+func (t *trainer) forwardBackward(ctx context.Context) (loss float32, stop bool, err error) {
+	k := max(t.cfg.Train.AccumSteps, 1)
+	t.seen = t.seen[:0]
+	var total float64
+	for micro := 0; micro < k; micro++ {
+		images, tokens, release, err := t.nextInput()
+		if err != nil {
+			return 0, false, err
+		}
+		loss, err := t.model.Step(images, tokens)
+		release()
+		if err != nil {
+			return 0, false, err
+		}
+		total += float64(loss)
+		if k > 1 {
+			for i, p := range t.params {
+				acc := t.accum[i]
+				for j, g := range p.Grad {
+					acc[j] += g
+				}
+			}
+		}
+	}
+	if k > 1 {
+		inv := 1 / float32(k)
+		for i, p := range t.params {
+			acc := t.accum[i]
+			for j := range acc {
+				p.Grad[j], acc[j] = acc[j]*inv, 0
+			}
+		}
+	}
+	loss, stop = float32(total/float64(k)), ctx.Err() != nil
+	if t.comm.Size() > 1 {
+		return t.allReduce(loss, stop)
+	}
+	return loss, stop, nil
+}
+
+// save writes a checkpoint after step steps (rank 0) and prunes old ones. Every rank calls it:
+// the data positions of all ranks' streams go into the checkpoint.
+func (t *trainer) save(step int64) error {
+	pos, err := t.positions()
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", step, err)
+	}
+	if !t.lead {
+		return nil
+	}
+	meta := checkpoint.Meta{Config: t.cfgJSON, Step: step, Epoch: pos[0].Epoch, Sample: pos[0].Sample, Seed: t.cfg.Train.Seed}
+	if len(pos) > 1 {
+		meta.Streams = pos
+	}
+	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), meta)
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", step, err)
+	}
+	t.sum.Checkpoint = path
+	if k := t.cfg.Train.KeepCheckpoints; k > 0 {
+		if err := checkpoint.Prune(t.opts.RunDir, k); err != nil {
+			t.log.Warn("pruning old checkpoints", "err", err)
+		}
+	}
+	return nil
+}
+
+func (t *trainer) close() {
+	for _, s := range t.streams {
+		if s.ep != nil {
+			s.ep.Close()
+		}
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+	if t.metrics != nil {
+		t.metrics.Close()
+	}
+	if t.samples != nil {
+		t.samples.Close()
+	}
+	if t.model != nil {
+		t.model.Close()
+	}
+}
+
+// seenSample is one sample a step consumed, for the sample log.
+type seenSample struct {
+	epoch int
+	key   string
+}
+
+// logSamples writes the samples of the step that just ended to the sample log.
+func (t *trainer) logSamples(step int64) error {
+	defer func() { t.seen = t.seen[:0] }()
+	if t.samples == nil {
+		return nil
+	}
+	var buf bytes.Buffer // one write per step: a kill tears at most the step's last line
+	enc := json.NewEncoder(&buf)
+	for _, s := range t.seen {
+		if err := enc.Encode(map[string]any{"step": step, "epoch": s.epoch, "key": s.key}); err != nil {
+			return err
+		}
+	}
+	if _, err := t.samples.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("sample log: %w", err)
+	}
+	return nil
+}
+
+// interrupted reports a run stopped by a signal, with the checkpoint written for it.
+func interrupted(saveErr error, step int64, path string) error {
+	if saveErr != nil {
+		return fmt.Errorf("%w at step %d, and its checkpoint failed: %v", ErrInterrupted, step, saveErr)
+	}
+	if path == "" { // another rank than 0: rank 0 wrote and named it
+		return fmt.Errorf("%w at step %d", ErrInterrupted, step)
+	}
+	return fmt.Errorf("%w at step %d: checkpoint %s; continue with --resume latest", ErrInterrupted, step, path)
+}
+
+func boolProb(b bool) float64 {
+	if b {
+		return 0.8
+	}
+	return 0
+}
+
+// temperature returns exp(logit_scale), the inverse softmax temperature the model has learned.
+func temperature(params []*nn.Param) float64 {
+	for _, p := range params {
+		if p.Name == "logit_scale" {
+			return math.Exp(float64(p.Value[0]))
+		}
+	}
+	return math.NaN()
+}
