@@ -3,33 +3,212 @@ package fusion
 import (
 	"fmt"
 	"math"
+	"runtime"
 
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/text/tokenizer"
+	"github.com/clipgo/clipgo/vision"
+	G "gorgonia.org/gorgonia"
 )
 
-// Encoder turns images and texts into L2-normalised embeddings with a model, for zero-shot
-// classification, retrieval and search. The model's graph has a fixed batch size, so inputs
-// go through in batches of it, the last one padded (the padding's outputs are dropped).
+// Encoder is the inference path: it turns images and texts into L2-normalised embeddings for
+// zero-shot classification, retrieval, embedding and search. Each tower runs alone as a
+// forward-only graph (no backward pass, no gradient buffers, activations sharing memory by
+// lifetime) over weights shared with the model or loaded from a checkpoint. Graphs are built
+// on first use for the batch sizes met: full batches of up to MaxBatch rows, and a last
+// partial batch at its own size, so no padding is computed. An Encoder is not safe for
+// concurrent use.
 type Encoder struct {
-	m   *Model
-	tok *tokenizer.Tokenizer
+	cfg      Config
+	maxBatch int
+	weights  map[string]*nn.Param
+	tok      *tokenizer.Tokenizer
+	images   graphCache[float32]
+	texts    graphCache[int32]
 }
 
-// NewEncoder wraps m; texts are tokenized with the CLIP tokenizer at m's context length
-// (longer texts are truncated, EOT kept last, as OpenAI's tokenizer does with truncate=True).
+// towerGraph is one tower's forward graph for batch rows of input.
+type towerGraph[T any] struct {
+	batch int
+	load  func([]T) error // fills the tower's input from batch rows
+	out   []float32       // [batch, E] features, copied out at each run
+	vm    G.VM
+}
+
+// graphCache keeps the graph of the full batch and the latest smaller one.
+type graphCache[T any] struct {
+	full, tail *towerGraph[T]
+	build      func(batch int) (*towerGraph[T], error)
+}
+
+// get returns the graph for batch rows, building it (and dropping an older tail) if needed.
+func (c *graphCache[T]) get(batch int, full bool) (*towerGraph[T], error) {
+	slot := &c.tail
+	if full {
+		slot = &c.full
+	}
+	if *slot != nil && (*slot).batch == batch {
+		return *slot, nil
+	}
+	if *slot != nil {
+		(*slot).close()
+		*slot = nil
+	}
+	g, err := c.build(batch)
+	if err != nil {
+		return nil, err
+	}
+	*slot = g
+	return g, nil
+}
+
+func (c *graphCache[T]) close() {
+	for _, g := range []*towerGraph[T]{c.full, c.tail} {
+		if g != nil {
+			g.close()
+		}
+	}
+	c.full, c.tail = nil, nil
+}
+
+func (g *towerGraph[T]) close() {
+	g.vm.Close()
+	runtime.SetFinalizer(g.vm, nil) // see Model.Close
+}
+
+// NewEncoder returns the inference path over m's weights, read in place (a trainer's
+// validation sees each step's weights), for batches of up to m.Batch() rows.
 func NewEncoder(m *Model) (*Encoder, error) {
+	weights := make(map[string]*nn.Param, len(m.Params()))
+	for _, p := range m.Params() {
+		weights[p.Name] = p
+	}
+	return newEncoder(m.cfg, m.batch, weights)
+}
+
+// LoadEncoder returns the inference path for the model a checkpoint records, with its
+// weights, for batches of up to maxBatch rows. No training graph is built.
+func LoadEncoder(path string, maxBatch int) (*Encoder, error) {
+	cfg, err := ReadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	params, err := WeightsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := checkpoint.Load(path, params); err != nil {
+		return nil, err
+	}
+	weights := make(map[string]*nn.Param, len(params))
+	for _, p := range params {
+		weights[p.Name] = p
+	}
+	return newEncoder(cfg, maxBatch, weights)
+}
+
+// WeightsOf returns zero-filled parameters (values only, no gradients) of every tensor a
+// model of cfg holds, in the model's order, ready to be loaded from a checkpoint.
+func WeightsOf(cfg Config) ([]*nn.Param, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// A batch-1 graph of the whole model names them; it never runs.
+	weights := map[string]*nn.Param{}
+	b := nn.NewFrozenBuilder(weights)
+	img, err := vision.New(b, cfg.Vision, 1, cfg.EmbedDim, cfg.QuickGELU)
+	if err != nil {
+		return nil, err
+	}
+	txt, err := text.New(b, cfg.Text, 1, cfg.EmbedDim, cfg.QuickGELU)
+	if err != nil {
+		return nil, err
+	}
+	in := LossInputs{}
+	if in.Image, err = nn.L2Normalize(img.Output()); err != nil {
+		return nil, err
+	}
+	if in.Text, err = nn.L2Normalize(txt.Output()); err != nil {
+		return nil, err
+	}
+	if _, err := (CLIP{}).Build(b, in); err != nil {
+		return nil, err
+	}
+	return b.Params(), nil
+}
+
+func newEncoder(cfg Config, maxBatch int, weights map[string]*nn.Param) (*Encoder, error) {
+	if maxBatch < 1 {
+		return nil, fmt.Errorf("encoder: batch %d must be positive", maxBatch)
+	}
 	tok, err := tokenizer.New()
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{m: m, tok: tok}, nil
+	e := &Encoder{cfg: cfg, maxBatch: maxBatch, weights: weights, tok: tok}
+	e.images.build = func(batch int) (*towerGraph[float32], error) {
+		return buildTower(e, batch, func(b *nn.Builder) (func([]float32) error, *G.Node, error) {
+			t, err := vision.New(b, cfg.Vision, batch, cfg.EmbedDim, cfg.QuickGELU)
+			if err != nil {
+				return nil, nil, err
+			}
+			return t.SetImages, t.Output(), nil
+		})
+	}
+	e.texts.build = func(batch int) (*towerGraph[int32], error) {
+		return buildTower(e, batch, func(b *nn.Builder) (func([]int32) error, *G.Node, error) {
+			t, err := text.New(b, cfg.Text, batch, cfg.EmbedDim, cfg.QuickGELU)
+			if err != nil {
+				return nil, nil, err
+			}
+			return t.SetTokens, t.Output(), nil
+		})
+	}
+	return e, nil
 }
 
+// buildTower makes one tower's forward graph for batch rows on a frozen builder over e's
+// weights; activations share buffers by lifetime, as a framework frees them under no_grad.
+func buildTower[T any](e *Encoder, batch int, tower func(*nn.Builder) (func([]T) error, *G.Node, error)) (*towerGraph[T], error) {
+	b := nn.NewFrozenBuilder(e.weights)
+	load, out, err := tower(b)
+	if err != nil {
+		return nil, err
+	}
+	g := &towerGraph[T]{batch: batch, load: load, out: make([]float32, batch*e.cfg.EmbedDim)}
+	if _, err := nn.Tap(out, g.out); err != nil {
+		return nil, err
+	}
+	if _, _, err := nn.ShareBuffers(b.G, nil); err != nil {
+		return nil, err
+	}
+	g.vm = G.NewTapeMachine(b.G)
+	return g, nil
+}
+
+// Close releases the graphs.
+func (e *Encoder) Close() error {
+	e.images.close()
+	e.texts.close()
+	return nil
+}
+
+// Config returns the model's configuration.
+func (e *Encoder) Config() Config { return e.cfg }
+
+// MaxBatch is the most rows one run of a tower takes.
+func (e *Encoder) MaxBatch() int { return e.maxBatch }
+
 // Dim returns the embedding width E.
-func (e *Encoder) Dim() int { return e.m.cfg.EmbedDim }
+func (e *Encoder) Dim() int { return e.cfg.EmbedDim }
 
 // ImageLen returns the values of one CLIP-normalised image, 3·S·S.
-func (e *Encoder) ImageLen() int { s := e.m.cfg.Vision.ImageSize; return 3 * s * s }
+func (e *Encoder) ImageLen() int { s := e.cfg.Vision.ImageSize; return 3 * s * s }
+
+// LogitScale returns the model's learned log temperature (logits are exp of it times cosines).
+func (e *Encoder) LogitScale() float32 { return e.weights[LogitScaleName].Value[0] }
 
 // Images embeds n images given as [n,3,S,S] CLIP-normalised values; the result is [n,E].
 func (e *Encoder) Images(images []float32) ([]float32, error) {
@@ -37,12 +216,14 @@ func (e *Encoder) Images(images []float32) ([]float32, error) {
 	if len(images)%per != 0 {
 		return nil, fmt.Errorf("encoder: %d image values are not a whole number of %d-value images", len(images), per)
 	}
-	return batched(e, images, per, e.m.EncodeImages)
+	return run(e, &e.images, images, per)
 }
 
-// Texts embeds texts; the result is [len(texts),E].
+// Texts embeds texts, tokenized with the CLIP tokenizer at the model's context length (longer
+// texts are truncated, EOT kept last, as OpenAI's tokenizer does with truncate=True); the
+// result is [len(texts),E].
 func (e *Encoder) Texts(texts []string) ([]float32, error) {
-	L := e.m.cfg.Text.ContextLength
+	L := e.cfg.Text.ContextLength
 	ids := make([]int32, len(texts)*L)
 	for i, s := range texts {
 		if err := e.tok.TokenizeInto(ids[i*L:(i+1)*L], s); err != nil {
@@ -54,47 +235,48 @@ func (e *Encoder) Texts(texts []string) ([]float32, error) {
 
 // Tokens embeds token rows [n,L]; the result is [n,E].
 func (e *Encoder) Tokens(ids []int32) ([]float32, error) {
-	L := e.m.cfg.Text.ContextLength
+	L := e.cfg.Text.ContextLength
 	if len(ids)%L != 0 {
 		return nil, fmt.Errorf("encoder: %d token ids are not a whole number of %d-token rows", len(ids), L)
 	}
-	return batched(e, ids, L, e.m.EncodeTexts)
+	return run(e, &e.texts, ids, L)
 }
 
-// batched runs encode over whole model batches of rows of width per, padding the last batch
-// by repeating its final row, and L2-normalises every output row.
-func batched[T any](e *Encoder, in []T, per int, encode func([]T) ([]float32, error)) ([]float32, error) {
-	B, E := e.m.batch, e.m.cfg.EmbedDim
+// run embeds the rows of in (per values each) in batches of up to MaxBatch, the last one at
+// its own size, and L2-normalises every output row.
+func run[T any](e *Encoder, graphs *graphCache[T], in []T, per int) ([]float32, error) {
+	E := e.cfg.EmbedDim
 	n := len(in) / per
 	out := make([]float32, 0, n*E)
-	buf := make([]T, B*per)
-	for start := 0; start < n; start += B {
-		k := min(B, n-start)
-		copy(buf, in[start*per:(start+k)*per])
-		for r := k; r < B; r++ { // pad with the last real row
-			copy(buf[r*per:(r+1)*per], in[(start+k-1)*per:(start+k)*per])
-		}
-		feats, err := encode(buf)
+	for start := 0; start < n; start += e.maxBatch {
+		k := min(e.maxBatch, n-start)
+		g, err := graphs.get(k, k == e.maxBatch)
 		if err != nil {
 			return nil, err
 		}
-		for r := 0; r < k; r++ {
-			out = append(out, normalized(feats[r*E:(r+1)*E])...)
+		if err := g.load(in[start*per : (start+k)*per]); err != nil {
+			return nil, fmt.Errorf("encoder: %w", err)
+		}
+		g.vm.Reset()
+		if err := g.vm.RunAll(); err != nil {
+			return nil, fmt.Errorf("encoder: run: %w", err)
+		}
+		for r := range k {
+			out = appendNormalized(out, g.out[r*E:(r+1)*E])
 		}
 	}
 	return out, nil
 }
 
-// normalized returns v / ‖v‖ (v itself when it is zero), as F.normalize does with eps 1e-12.
-func normalized(v []float32) []float32 {
+// appendNormalized appends v / max(‖v‖, 1e-12) to out, as F.normalize does.
+func appendNormalized(out, v []float32) []float32 {
 	var ss float64
 	for _, x := range v {
 		ss += float64(x) * float64(x)
 	}
-	n := math.Max(math.Sqrt(ss), 1e-12)
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(float64(x) / n)
+	inv := 1 / math.Max(math.Sqrt(ss), nn.NormEps)
+	for _, x := range v {
+		out = append(out, float32(float64(x)*inv))
 	}
 	return out
 }

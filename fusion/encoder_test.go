@@ -16,9 +16,9 @@ func smallConfig() Config {
 		Text:   text.Config{ContextLength: 8, VocabSize: 49408, Width: 16, Layers: 1, Heads: 2, MLPRatio: 4}}
 }
 
-// TestEncoderPadsAndNormalises checks that embeddings do not depend on how inputs fall into
-// the model's fixed batches, and are unit vectors.
-func TestEncoderPadsAndNormalises(t *testing.T) {
+// TestEncoderBatchesAndNormalises checks that embeddings do not depend on how inputs fall into
+// batches (full ones and a last partial one), and are unit vectors.
+func TestEncoderBatchesAndNormalises(t *testing.T) {
 	cfg := smallConfig()
 	m3, err := New(cfg, 3, 1)
 	if err != nil {
@@ -108,5 +108,31 @@ func TestLoadRebuildsTheModelFromACheckpoint(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(run, "missing.safetensors"), 1); err == nil {
 		t.Error("Load of a missing file succeeded")
+	}
+	// The inference path loads the same weights without a training graph.
+	enc, err := LoadEncoder(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	ref, err := NewEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	texts := []string{"a red circle", "two dogs", "x", "", "a blue square"}
+	emb, err := enc.Texts(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refEmb, err := ref.Texts(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(emb, refEmb); e > 1e-6 { // other batch sizes split the products otherwise
+		t.Errorf("LoadEncoder's text embeddings differ from the model's by %g", e)
+	}
+	if enc.LogitScale() != float32(InitLogitScale) {
+		t.Errorf("LogitScale %v, want %v", enc.LogitScale(), float32(InitLogitScale))
 	}
 }

@@ -40,7 +40,6 @@ type Model struct {
 	logitsT                        []float32 // data-parallel: this rank's texts against every image
 	onLoss                         *func()   // called once the loss is computed (SetForwardHook)
 	train, eval                    G.VM
-	encImg, encTxt                 G.VM // each tower alone, for embedding and zero-shot
 }
 
 // Outputs are the results of a forward pass.
@@ -153,13 +152,11 @@ func build(cfg Config, batch int, seed int64, group *Group, objective Loss) (*Mo
 		return nil, err
 	}
 	forward := b.G.SubgraphRoots(append(taps, loss)...)
-	m.encImg = G.NewTapeMachine(b.G.SubgraphRoots(imgTap))
-	m.encTxt = G.NewTapeMachine(b.G.SubgraphRoots(txtTap))
 	if err := b.Backward(loss); err != nil {
 		return nil, err
 	}
 	// The backward pass's kernel outputs share memory by lifetime; the forward pass (which
-	// eval and the encoders run in their own orders) keeps its own.
+	// eval runs in its own order, and whose values the backward pass reads) keeps its own.
 	if _, _, err := nn.ShareBuffers(b.G, forward.AllNodes()); err != nil {
 		return nil, err
 	}
@@ -260,30 +257,6 @@ func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
 	return m.outputs(), nil
 }
 
-// EncodeImages runs the vision tower alone on a batch of images [B,3,S,S] and returns the
-// unnormalised image features [B, E] (a copy).
-func (m *Model) EncodeImages(images []float32) ([]float32, error) {
-	if err := m.vision.SetImages(images); err != nil {
-		return nil, fmt.Errorf("fusion: %w", err)
-	}
-	if err := m.run(m.encImg, false); err != nil {
-		return nil, err
-	}
-	return append([]float32(nil), m.imgFeat...), nil
-}
-
-// EncodeTexts runs the text tower alone on a batch of token ids [B, L] and returns the
-// unnormalised text features [B, E] (a copy).
-func (m *Model) EncodeTexts(tokens []int32) ([]float32, error) {
-	if err := m.text.SetTokens(tokens); err != nil {
-		return nil, fmt.Errorf("fusion: %w", err)
-	}
-	if err := m.run(m.encTxt, false); err != nil {
-		return nil, err
-	}
-	return append([]float32(nil), m.txtFeat...), nil
-}
-
 // Last returns copies of the outputs of the latest Step or Forward.
 func (m *Model) Last() Outputs { return m.outputs() }
 
@@ -300,7 +273,7 @@ func (m *Model) outputs() Outputs {
 // Close releases the machines.
 func (m *Model) Close() error {
 	var err error
-	for _, vm := range []G.VM{m.train, m.eval, m.encImg, m.encTxt} {
+	for _, vm := range []G.VM{m.train, m.eval} {
 		if cerr := vm.Close(); err == nil {
 			err = cerr
 		}

@@ -95,19 +95,28 @@ func TestStepMatchesForward(t *testing.T) {
 	if fwd.Loss != loss || relErr(fwd.LogitsPerImage, step.LogitsPerImage) != 0 || relErr(fwd.ImageFeatures, step.ImageFeatures) != 0 {
 		t.Errorf("Forward differs from Step: loss %v vs %v", fwd.Loss, loss)
 	}
-	img, err := m.EncodeImages(images)
+	// The inference path, over the same weights, gives Step's features, normalised.
+	enc, err := NewEncoder(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	txt, err := m.EncodeTexts(tokens)
+	defer enc.Close()
+	img, err := enc.Images(images)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if relErr(img, step.ImageFeatures) != 0 || relErr(txt, step.TextFeatures) != 0 {
-		t.Error("EncodeImages/EncodeTexts differ from Step's features")
+	txt, err := enc.Tokens(tokens)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := m.EncodeTexts(tokens[1:]); err == nil {
-		t.Error("EncodeTexts accepted a short batch")
+	if e := relErr(img, normalizedRows(step.ImageFeatures, microConfig.EmbedDim)); e > 1e-6 {
+		t.Errorf("the encoder's image embeddings differ from Step's features by %g", e)
+	}
+	if e := relErr(txt, normalizedRows(step.TextFeatures, microConfig.EmbedDim)); e > 1e-6 {
+		t.Errorf("the encoder's text embeddings differ from Step's features by %g", e)
+	}
+	if _, err := enc.Tokens(tokens[1:]); err == nil {
+		t.Error("Tokens accepted a partial row")
 	}
 	var want float64
 	l := fwd.LogitsPerImage
@@ -238,4 +247,13 @@ func TestClosedModelsAreFreed(t *testing.T) {
 	if after[2] > after[0]+16<<20 || after[2] > before+16<<20 {
 		t.Errorf("closed models are not freed: heap %d MiB before, %d MiB after three", before>>20, after[2]>>20)
 	}
+}
+
+// normalizedRows returns the rows of x [n, e], each scaled to unit length.
+func normalizedRows(x []float32, e int) []float32 {
+	var out []float32
+	for r := 0; r < len(x); r += e {
+		out = appendNormalized(out, x[r:r+e])
+	}
+	return out
 }
