@@ -239,8 +239,8 @@ func summarise(log runlog.Log) []fact {
 		first, last := log.Train[0], log.Train[n-1]
 		add("steps", "%d to %d (%d records)", first.Step, last.Step, n)
 		add("loss", "%.4f at step %d → %.4f at step %d", first.Loss, first.Step, last.Loss, last.Step)
-		if !math.IsNaN(last.LogitScale) {
-			add("logit scale (1/temperature)", "%.2f → %.2f", first.LogitScale, last.LogitScale)
+		if !math.IsNaN(last.LogitScaleExp) {
+			add("logit scale (1/temperature)", "%.2f → %.2f", first.LogitScaleExp, last.LogitScaleExp)
 		}
 		var sum float64
 		var cnt int
@@ -261,7 +261,7 @@ func summarise(log runlog.Log) []fact {
 	}
 	if n := len(log.Val); n > 0 {
 		v := log.Val[n-1]
-		add("last validation", "step %d: loss %.4f, in-batch top-1 image→text %.3f, text→image %.3f", v.Step, v.Loss, v.I2T, v.T2I)
+		add("last validation", "step %d: loss %.4f, in-batch top-1 image→text %.3f, text→image %.3f", v.Step, v.Loss, v.ImageTop, v.TextTop)
 	}
 	return s
 }
@@ -290,13 +290,13 @@ func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 	}
 	specs := []spec{
 		{"loss.png", "Contrastive loss", "loss (log scale)", true, []plots.Series{
-			named("train", steps(func(r runlog.Train) float64 { return r.Loss })),
+			named("train", steps(func(r runlog.Train) float64 { return float64(r.Loss) })),
 			named("validation", vals(func(r runlog.Val) float64 { return r.Loss }))}},
 		{"val_accuracy.png", "Validation in-batch top-1 accuracy", "accuracy", false, []plots.Series{
-			named("image→text", vals(func(r runlog.Val) float64 { return r.I2T })),
-			named("text→image", vals(func(r runlog.Val) float64 { return r.T2I }))}},
+			named("image→text", vals(func(r runlog.Val) float64 { return r.ImageTop })),
+			named("text→image", vals(func(r runlog.Val) float64 { return r.TextTop }))}},
 		{"logit_scale.png", "Logit scale exp(t) = 1/temperature", "logit scale", false, []plots.Series{
-			steps(func(r runlog.Train) float64 { return r.LogitScale })}},
+			steps(func(r runlog.Train) float64 { return r.LogitScaleExp })}},
 		{"lr.png", "Learning rate", "learning rate", false, []plots.Series{
 			steps(func(r runlog.Train) float64 { return r.LR })}},
 		{"samples_per_s.png", "Throughput", "samples/s", false, []plots.Series{

@@ -28,19 +28,34 @@ const (
 	MaxLine = 64 << 10
 )
 
-// Train is one training record of metrics.jsonl; a field the log lacks is NaN.
+// Train is a training record of metrics.jsonl: the run after Step optimiser steps. Read
+// leaves NaN in a float field that the record lacks.
 type Train struct {
-	Step                                        int64
-	Loss, LogitScale, LR, GradNorm, SamplesPerS float64
-	StallS, ElapsedS                            float64
+	Step  int64   `json:"step"`
+	Epoch int     `json:"epoch"`
+	Loss  float32 `json:"loss"` // the step's contrastive loss
+	// LogitScale is the learnable logit scale t itself; LogitScaleExp is exp(t), the inverse
+	// softmax temperature that multiplies the cosine similarities. Logs written before
+	// LogitScaleExp existed held exp(t) in logit_scale: Read converts them.
+	LogitScale    float64  `json:"logit_scale"`
+	LogitScaleExp float64  `json:"logit_scale_exp"`
+	LR            float64  `json:"lr"`
+	GradNorm      float64  `json:"grad_norm"` // before clipping
+	SamplesPerS   float64  `json:"samples_per_s"`
+	StallS        float64  `json:"stall_s"`          // waiting for input since the previous record
+	ElapsedS      float64  `json:"elapsed_s"`        // since the invocation began
+	CommS         *float64 `json:"comm_s,omitempty"` // data parallel: in collectives since the previous record
 }
 
-// Val is one validation record of metrics.jsonl: the mean loss and in-batch top-1
-// accuracies over Batches validation batches.
+// Val is a validation record of metrics.jsonl: the mean contrastive loss and in-batch
+// top-1 accuracies over Batches validation batches, after Step steps. Read leaves NaN in an
+// accuracy that the record lacks.
 type Val struct {
-	Step           int64
-	Loss, I2T, T2I float64
-	Batches        int
+	Step     int64   `json:"step"`
+	Loss     float64 `json:"val_loss"`
+	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
+	TextTop  float64 `json:"val_t2i_acc"` // text→image
+	Batches  int     `json:"val_batches"`
 }
 
 // Log is what Read found in a run's metrics.jsonl, in file order.
@@ -50,20 +65,13 @@ type Log struct {
 	Notes []string // lines left out, and why
 }
 
-// line holds the keys pretrain writes; pointers tell a missing key from a zero.
-type line struct {
-	Step        *int64   `json:"step"`
-	Loss        *float64 `json:"loss"`
-	LogitScale  *float64 `json:"logit_scale"`
-	LR          *float64 `json:"lr"`
-	GradNorm    *float64 `json:"grad_norm"`
-	SamplesPerS *float64 `json:"samples_per_s"`
-	StallS      *float64 `json:"stall_s"`
-	ElapsedS    *float64 `json:"elapsed_s"`
-	ValLoss     *float64 `json:"val_loss"`
-	ValI2T      *float64 `json:"val_i2t_acc"`
-	ValT2I      *float64 `json:"val_t2i_acc"`
-	ValBatches  *int     `json:"val_batches"`
+// newRecords returns records to decode a line into: NaN in every float field, so that a
+// field still NaN after decoding was missing (or null), as JSON has no NaN.
+func newRecords() (Train, Val) {
+	nan := math.NaN()
+	tr := Train{Loss: float32(nan), LogitScale: nan, LogitScaleExp: nan, LR: nan, GradNorm: nan, SamplesPerS: nan,
+		StallS: nan, ElapsedS: nan}
+	return tr, Val{Loss: nan, ImageTop: nan, TextTop: nan}
 }
 
 // Read reads a run's metrics.jsonl. A line that does not parse, or has no step, is left out
@@ -100,22 +108,23 @@ func parse(r io.Reader, maxBytes int64) (Log, error) {
 		if len(raw) == 0 {
 			continue
 		}
-		var m line
-		if err := json.Unmarshal(raw, &m); err != nil || m.Step == nil {
+		// A line is one record of either kind; every key it has must decode.
+		var step struct {
+			Step *int64 `json:"step"`
+		}
+		tr, v := newRecords()
+		if json.Unmarshal(raw, &step) != nil || step.Step == nil || json.Unmarshal(raw, &tr) != nil || json.Unmarshal(raw, &v) != nil {
 			bad = append(bad, n)
 			continue
 		}
 		switch {
-		case m.ValLoss != nil:
-			v := Val{Step: *m.Step, Loss: *m.ValLoss, I2T: or(m.ValI2T), T2I: or(m.ValT2I)}
-			if m.ValBatches != nil {
-				v.Batches = *m.ValBatches
-			}
+		case !math.IsNaN(v.Loss):
 			log.Val = append(log.Val, v)
-		case m.Loss != nil:
-			log.Train = append(log.Train, Train{Step: *m.Step, Loss: *m.Loss, LogitScale: or(m.LogitScale),
-				LR: or(m.LR), GradNorm: or(m.GradNorm), SamplesPerS: or(m.SamplesPerS), StallS: or(m.StallS),
-				ElapsedS: or(m.ElapsedS)})
+		case !math.IsNaN(float64(tr.Loss)):
+			if math.IsNaN(tr.LogitScaleExp) { // written before logit_scale_exp: logit_scale holds exp(t)
+				tr.LogitScale, tr.LogitScaleExp = math.Log(tr.LogitScale), tr.LogitScale
+			}
+			log.Train = append(log.Train, tr)
 		default:
 			bad = append(bad, n)
 		}
@@ -138,11 +147,4 @@ func parse(r io.Reader, maxBytes int64) (Log, error) {
 			len(bad), strings.Trim(fmt.Sprint(shown), "[]")))
 	}
 	return log, nil
-}
-
-func or(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
-	}
-	return *p
 }

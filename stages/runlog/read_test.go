@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,7 +40,7 @@ func TestParse(t *testing.T) {
 			}
 			if tc.train > 0 {
 				last := log.Train[len(log.Train)-1]
-				if last.Loss != tc.lastLoss || math.IsNaN(last.SamplesPerS) != tc.missingRate {
+				if float64(last.Loss) != tc.lastLoss || math.IsNaN(last.SamplesPerS) != tc.missingRate {
 					t.Errorf("last record %+v", last)
 				}
 			}
@@ -73,4 +75,53 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%d records from %d lines", len(log.Train)+len(log.Val), bytes.Count(data, []byte("\n"))+1)
 		}
 	})
+}
+
+// TestReadOldAndNewLogitScale reads a record of a run from before logit_scale_exp, whose
+// logit_scale holds exp(t), and one that WriteTrain writes: both give t and exp(t).
+func TestReadOldAndNewLogitScale(t *testing.T) {
+	const scale = 2.6592600345611572 // ln(1/0.07), float32 as the model holds it
+	path := filepath.Join(t.TempDir(), MetricsName)
+	old := `{"elapsed_s":0.5,"epoch":0,"grad_norm":1.5,"logit_scale":14.285714285714285,"loss":2.0794415,"lr":0.0001,"samples_per_s":128,"stall_s":0,"step":1}` + "\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(path, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm := 0.25
+	written := Train{Step: 2, Loss: 2.0, LogitScale: scale, LogitScaleExp: math.Exp(scale), LR: 2e-4, GradNorm: 1.25,
+		SamplesPerS: 130, StallS: 0.125, ElapsedS: 1, CommS: &comm}
+	if err := w.WriteTrain(written); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteVal(Val{Step: 2, Loss: 1.5, ImageTop: 0.5, TextTop: 0.25, Batches: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	log, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Train) != 2 || len(log.Val) != 1 || len(log.Notes) != 0 {
+		t.Fatalf("read %d training and %d validation records, notes %q", len(log.Train), len(log.Val), log.Notes)
+	}
+	for _, r := range log.Train {
+		if math.Abs(r.LogitScale-scale) > 1e-6 || math.Abs(r.LogitScaleExp-1/0.07) > 1e-6 {
+			t.Errorf("step %d: logit scale %v, exp %v; want %v, %v", r.Step, r.LogitScale, r.LogitScaleExp, scale, 1/0.07)
+		}
+	}
+	if first := log.Train[0]; first.Step != 1 || first.Loss != 2.0794415 || first.GradNorm != 1.5 || first.CommS != nil {
+		t.Errorf("old record read as %+v", first)
+	}
+	if got := log.Train[1]; got.CommS == nil || *got.CommS != comm || got != (Train{Step: 2, Loss: 2.0, LogitScale: scale,
+		LogitScaleExp: math.Exp(scale), LR: 2e-4, GradNorm: 1.25, SamplesPerS: 130, StallS: 0.125, ElapsedS: 1, CommS: got.CommS}) {
+		t.Errorf("new record read as %+v, written %+v", got, written)
+	}
+	if v := log.Val[0]; v != (Val{Step: 2, Loss: 1.5, ImageTop: 0.5, TextTop: 0.25, Batches: 3}) {
+		t.Errorf("validation record read as %+v", v)
+	}
 }

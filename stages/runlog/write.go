@@ -33,8 +33,13 @@ func Open(path string, step int64) (*Writer, error) {
 	return &Writer{f: f, enc: json.NewEncoder(f)}, nil
 }
 
-// Encode appends rec as one JSON line.
-func (w *Writer) Encode(rec any) error {
+// WriteTrain appends a training record.
+func (w *Writer) WriteTrain(r Train) error { return w.encode(r) }
+
+// WriteVal appends a validation record.
+func (w *Writer) WriteVal(v Val) error { return w.encode(v) }
+
+func (w *Writer) encode(rec any) error {
 	if err := w.enc.Encode(rec); err != nil {
 		return fmt.Errorf("metrics %s: %w", w.f.Name(), err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/stages/runlog"
 )
 
 // stream is one disjoint share of the training data, read as share id of the job's streams,
@@ -170,7 +171,7 @@ func (t *trainer) stall() time.Duration {
 // full batches: the model's graph has a fixed batch size, so a last partial batch is left out.
 // Data parallel, every rank reads the whole (small) split and scores its rows of each global
 // batch, so that the scores do not depend on the number of ranks.
-func (t *trainer) validate(ctx context.Context) (Validation, error) {
+func (t *trainer) validate(ctx context.Context) (runlog.Val, error) {
 	cfg := t.cfg
 	world, rank := t.comm.Size(), t.comm.Rank()
 	B := cfg.Train.BatchSize
@@ -178,11 +179,11 @@ func (t *trainer) validate(ctx context.Context) (Validation, error) {
 	l, err := loader.New(loader.Config{Files: t.valFiles, Mode: loader.Eval, BatchSize: B, ImageSize: cfg.Model.Vision.ImageSize,
 		ContextLen: cfg.Model.Text.ContextLength, Tokenize: t.tok.TokenizeInto, Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers})
 	if err != nil {
-		return Validation{}, err
+		return runlog.Val{}, err
 	}
 	ep := l.Epoch(ctx, 0, 0)
 	defer ep.Close()
-	var v Validation
+	var v runlog.Val
 	var sums [3]float32                                                                               // loss, image→text hits, text→image hits
 	img, tok := 3*cfg.Model.Vision.ImageSize*cfg.Model.Vision.ImageSize, cfg.Model.Text.ContextLength // values per image, per caption
 	for cfg.Train.ValBatches <= 0 || v.Batches < cfg.Train.ValBatches {

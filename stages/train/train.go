@@ -60,16 +60,9 @@ type Summary struct {
 	Checkpoint     string  // the newest checkpoint written
 	SkippedSteps   int     // steps skipped for a non-finite loss or gradient
 	Stopped        bool    // ended at StopAt before train.steps
-	LastValidation *Validation
-}
-
-// Validation is the model's score on the validation split: the contrastive loss and the
-// in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
-type Validation struct {
-	Loss     float64 `json:"val_loss"`
-	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
-	TextTop  float64 `json:"val_t2i_acc"` // text→image
-	Batches  int     `json:"val_batches"`
+	// LastValidation is the model's last score on the validation split: the contrastive loss
+	// and the in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
+	LastValidation *runlog.Val
 }
 
 // Run trains a CLIP model on prepared shards: the input pipeline feeds fixed-size
@@ -142,21 +135,23 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 		t.sum.LastLoss, t.sum.Steps = loss, step+1
 
 		rate := float64(samples) / time.Since(start).Seconds()
-		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, temperature(t.params), lr, rate))
+		scale := logitScale(t.params)
+		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, math.Exp(scale), lr, rate))
 		if t.lead && ((step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep) {
 			stall := t.stall()
 			if stall < lastStall { // a new epoch started its own count
 				lastStall = 0
 			}
-			rec := map[string]any{"step": step + 1, "epoch": t.streams[0].epoch, "loss": loss,
-				"logit_scale": temperature(t.params), "lr": lr, "grad_norm": gradNorm, "samples_per_s": rate,
-				"stall_s": (stall - lastStall).Seconds(), "elapsed_s": time.Since(start).Seconds()}
+			rec := runlog.Train{Step: step + 1, Epoch: t.streams[0].epoch, Loss: loss, LogitScale: scale,
+				LogitScaleExp: math.Exp(scale), LR: lr, GradNorm: gradNorm, SamplesPerS: rate,
+				StallS: (stall - lastStall).Seconds(), ElapsedS: time.Since(start).Seconds()}
 			if t.comm.Size() > 1 {
 				comm := t.commTime()
-				rec["comm_s"] = (comm - lastComm).Seconds() // in collectives since the previous record
+				s := (comm - lastComm).Seconds()
+				rec.CommS = &s
 				lastComm = comm
 			}
-			if err := t.metrics.Encode(rec); err != nil {
+			if err := t.metrics.WriteTrain(rec); err != nil {
 				return t.sum, err
 			}
 			lastStall = stall
@@ -170,11 +165,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 			if err != nil {
 				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
 			}
+			v.Step = step + 1
 			t.sum.LastValidation = &v
 			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
 			if t.lead {
-				if err := t.metrics.Encode(map[string]any{"step": step + 1, "val_loss": v.Loss, "val_i2t_acc": v.ImageTop,
-					"val_t2i_acc": v.TextTop, "val_batches": v.Batches}); err != nil {
+				if err := t.metrics.WriteVal(v); err != nil {
 					return t.sum, err
 				}
 			}
@@ -521,11 +516,12 @@ func boolProb(b bool) float64 {
 	return 0
 }
 
-// temperature returns exp(logit_scale), the inverse softmax temperature the model has learned.
-func temperature(params []*nn.Param) float64 {
+// logitScale returns the learnable logit scale t; exp(t) is the inverse softmax temperature
+// the model has learned.
+func logitScale(params []*nn.Param) float64 {
 	for _, p := range params {
 		if p.Name == "logit_scale" {
-			return math.Exp(float64(p.Value[0]))
+			return float64(p.Value[0])
 		}
 	}
 	return math.NaN()
