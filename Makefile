@@ -59,7 +59,10 @@ BENCH_ROUNDS ?= 3
 # Empty: the script's default, /usr/lib/<multiarch>/openblas-openmp.
 BENCH_OPENBLAS_OPENMP ?=
 bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference (on the OpenMP OpenBLAS) and clipgo alternately, with ratios
-	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -benchmem -count 1 ./data/... ./text/... ./pipeline/... ./nn/... ./fusion/
+	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -skip EncodeImages -benchmem -count 1 ./data/... ./text/... ./pipeline/... ./nn/... ./fusion/
+	@# The inference path against the training graph: one process per case, so that each peak RSS is its own.
+	@for m in small vit-b-32; do for p in training-graph inference; do \
+	  $(GO) test -run '^$$' -bench "EncodeImages/$$m/$$p$$" -benchtime 3x ./fusion/ | grep '^Benchmark'; done; done
 	$(BIN) bench --preset tiny --threads $(BENCH_THREADS)
 	$(BIN) bench --preset small --threads $(BENCH_THREADS)
 	@if [ "$(BENCH_PEER)" = 1 ]; then \
