@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("bench: threads %d, steps %d, batch %d and data batches %d must not be negative",
 			opts.Threads, opts.Steps, opts.Batch, opts.DataBatches)
 	}
-	batch, steps, warmup := cmp0(opts.Batch, def[0]), cmp0(opts.Steps, def[1]), opts.Warmup
+	batch, steps, warmup := cmp.Or(opts.Batch, def[0]), cmp.Or(opts.Steps, def[1]), opts.Warmup
 	if warmup < 0 {
 		warmup = def[2]
 	}
@@ -121,10 +122,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(opts.Threads))
 	}
-	lr := opts.LR
-	if lr == 0 {
-		lr = 5e-4
-	}
+	lr := cmp.Or(opts.LR, 5e-4)
 	res := Result{Bench: "clipgo_step", Preset: opts.Preset, Threads: runtime.GOMAXPROCS(0), Batch: batch,
 		TimedSteps: steps, WarmupSteps: warmup, Config: cfg, BLAS: nn.BLASName, GoVersion: runtime.Version()}
 
@@ -132,7 +130,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	// measurement can catch a neighbour's burst, which would inflate MFU.
 	peak := func() {
 		if opts.PeakN >= 0 {
-			res.SgemmN = cmp0(opts.PeakN, 1024)
+			res.SgemmN = cmp.Or(opts.PeakN, 1024)
 			g := round(nn.SgemmGFLOPS(res.SgemmN, 10), 2)
 			res.SgemmRuns = append(res.SgemmRuns, g)
 			res.SgemmGFLOPS = max(res.SgemmGFLOPS, g)
@@ -159,10 +157,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			res.ParamsDecayed += p.Size()
 		}
 	}
-	data := make([]benchBatch, max(opts.DataBatches, 0))
-	if len(data) == 0 {
-		data = make([]benchBatch, 2)
-	}
+	data := make([]benchBatch, cmp.Or(opts.DataBatches, 2)) // not negative: checked above
 	rng := rand.New(rand.NewPCG(uint64(opts.Seed)+1, 0x62656e6368))
 	for i := range data {
 		data[i] = randomBenchBatch(cfg, batch, rng)
@@ -307,13 +302,6 @@ func randomBenchBatch(c fusion.Config, batch int, rng *rand.Rand) benchBatch {
 		row[eot] = int32(v - 1)
 	}
 	return b
-}
-
-func cmp0(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func median(x []float64) float64 {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -226,17 +227,10 @@ func parityHeads(opts ParityOptions, meta safetensors.Metadata) (vision, text in
 		if err := preset.Load(opts.Preset, &p); err != nil {
 			return 0, 0, err
 		}
-		vision, text = firstPositive(vision, p.Vision.Heads), firstPositive(text, p.Text.Heads)
+		vision, text = cmp.Or(max(vision, 0), p.Vision.Heads), cmp.Or(max(text, 0), p.Text.Heads)
 	}
 	if vision == 0 || text == 0 {
 		return 0, 0, fmt.Errorf("parity: head counts are not in the weights' metadata: give --vision-heads and --text-heads, or --preset")
 	}
 	return vision, text, nil
-}
-
-func firstPositive(a, b int) int {
-	if a > 0 {
-		return a
-	}
-	return b
 }

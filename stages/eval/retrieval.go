@@ -78,7 +78,7 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (evalfile.Result, err
 	if opts.Data == "" {
 		return evalfile.Result{}, errors.New("retrieval: --data is required")
 	}
-	split := firstNonEmpty(opts.Split, "val")
+	split := cmp.Or(opts.Split, "val")
 	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch)
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("retrieval: %w", err)
@@ -112,7 +112,7 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (evalfile.Result, err
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("retrieval %s: %w", name, err)
 	}
-	res := evalfile.Result{Dataset: firstNonEmpty(opts.Dataset, name), Model: model.Desc, Pretrained: model.Path,
+	res := evalfile.Result{Dataset: cmp.Or(opts.Dataset, name), Model: model.Desc, Pretrained: model.Path,
 		Task: evalfile.TaskRetrieval, Metrics: r.Metrics()}
 	det := evalfile.Details{Images: ni, Texts: nt}
 	if opts.Examples > 0 {

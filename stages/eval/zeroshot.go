@@ -3,6 +3,7 @@
 package eval
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
 	}
 
-	res := evalfile.Result{Dataset: firstNonEmpty(opts.Dataset, set.name), Model: model.Desc, Pretrained: model.Path,
+	res := evalfile.Result{Dataset: cmp.Or(opts.Dataset, set.name), Model: model.Desc, Pretrained: model.Path,
 		Task: evalfile.TaskZeroShot, Metrics: cls.Metrics()}
 	det := evalfile.Details{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, cls.Confusion),
 		Confusion: cls.Confusion, Images: len(labels)}
@@ -215,15 +216,6 @@ func WriteZeroShotReport(w io.Writer, res evalfile.Result, det evalfile.Details)
 	}
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
 // labelledSet is a source of labelled images: its name for results and messages, its class
 // names when it has them, its size when known (-1 otherwise), and a stream of chunks of
 // CLIP-normalised images [n,3,S,S] with their keys and labels (-1: none).
@@ -237,10 +229,7 @@ type labelledSet struct {
 
 // openLabelled opens opts.Data as a prepared dataset, an image folder or IDX files.
 func openLabelled(opts ZeroShotOptions, size int, log *slog.Logger) (*labelledSet, error) {
-	batch := opts.Batch
-	if batch < 1 {
-		batch = DefaultBatch
-	}
+	batch := cmp.Or(max(opts.Batch, 0), DefaultBatch)
 	if opts.Data == "" {
 		return nil, errors.New("--data is required")
 	}

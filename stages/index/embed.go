@@ -384,10 +384,7 @@ func (w *indexWriter) write(split string, batch []shard.Sample, img, txt []float
 			class.AppendNull()
 		}
 	}
-	valid := make([]bool, n)
-	for i := range valid {
-		valid[i] = true
-	}
+	valid := slices.Repeat([]bool{true}, n)
 	for f, vals := range map[int][]float32{6: img, 7: txt} {
 		lb := b.Field(f).(*array.FixedSizeListBuilder)
 		lb.AppendValues(valid)

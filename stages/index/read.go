@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -36,24 +37,16 @@ type Limits struct {
 var DefaultLimits = Limits{MaxRows: 10_000_000, MaxDim: 8192, MaxFooterBytes: 64 << 20,
 	MaxRowGroupBytes: 1 << 30, MaxRowGroups: 1 << 20}
 
+// withDefaults replaces the fields of l that are not positive with DefaultLimits'.
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.MaxRows > 0 {
-		d.MaxRows = l.MaxRows
+	return Limits{
+		MaxRows:          cmp.Or(max(l.MaxRows, 0), d.MaxRows),
+		MaxDim:           cmp.Or(max(l.MaxDim, 0), d.MaxDim),
+		MaxFooterBytes:   cmp.Or(max(l.MaxFooterBytes, 0), d.MaxFooterBytes),
+		MaxRowGroupBytes: cmp.Or(max(l.MaxRowGroupBytes, 0), d.MaxRowGroupBytes),
+		MaxRowGroups:     cmp.Or(max(l.MaxRowGroups, 0), d.MaxRowGroups),
 	}
-	if l.MaxDim > 0 {
-		d.MaxDim = l.MaxDim
-	}
-	if l.MaxFooterBytes > 0 {
-		d.MaxFooterBytes = l.MaxFooterBytes
-	}
-	if l.MaxRowGroupBytes > 0 {
-		d.MaxRowGroupBytes = l.MaxRowGroupBytes
-	}
-	if l.MaxRowGroups > 0 {
-		d.MaxRowGroups = l.MaxRowGroups
-	}
-	return d
 }
 
 // Reader is an open embedding index (see Embed). It reads one row group at a time and only

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/base64"
@@ -85,9 +86,7 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 	if col == "" {
 		return res, fmt.Errorf("search: --over %q: want %s or %s", res.Over, SearchOverImages, SearchOverCaptions)
 	}
-	if opt.K == 0 {
-		opt.K = 8
-	}
+	opt.K = cmp.Or(opt.K, 8)
 	em, err := evalmodel.Open(opt.Checkpoint, 1)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -349,12 +350,7 @@ func pngFigure(title, path string) (figure, error) {
 // into dir when the evaluation did not leave one beside its result.
 func evalSection(ev loadedEval, dir string) (evalView, error) {
 	v := evalView{Name: ev.name, Dataset: ev.res.Dataset, Task: ev.res.Task, Model: ev.res.Model, Pretrained: ev.res.Pretrained}
-	names := make([]string, 0, len(ev.res.Metrics))
-	for k := range ev.res.Metrics {
-		names = append(names, k)
-	}
-	slices.SortFunc(names, compareMetricNames)
-	for _, k := range names {
+	for _, k := range slices.SortedFunc(maps.Keys(ev.res.Metrics), compareMetricNames) {
 		v.Metrics = append(v.Metrics, metricRow{Name: k, Meaning: MetricMeaning(k), Value: formatMetric(ev.res.Metrics[k])})
 	}
 	det := ev.det

@@ -4,6 +4,7 @@ package train
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,16 +51,16 @@ type Options struct {
 
 // Summary is what a run did.
 type Summary struct {
-	RunDir         string
-	FirstStep      int64 // the first step this invocation ran (> 0 after a resume)
-	Steps          int64 // the step count reached
-	FirstLoss      float32
-	LastLoss       float32
-	SamplesPerSec  float64
-	CommSeconds    float64 // data parallel: this rank's time in collectives (waits for other ranks included)
-	Checkpoint     string  // the newest checkpoint written
-	SkippedSteps   int     // steps skipped for a non-finite loss or gradient
-	Stopped        bool    // ended at StopAt before train.steps
+	RunDir        string
+	FirstStep     int64 // the first step this invocation ran (> 0 after a resume)
+	Steps         int64 // the step count reached
+	FirstLoss     float32
+	LastLoss      float32
+	SamplesPerSec float64
+	CommSeconds   float64 // data parallel: this rank's time in collectives (waits for other ranks included)
+	Checkpoint    string  // the newest checkpoint written
+	SkippedSteps  int     // steps skipped for a non-finite loss or gradient
+	Stopped       bool    // ended at StopAt before train.steps
 	// LastValidation is the model's last score on the validation split: the contrastive loss
 	// and the in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
 	LastValidation *runlog.Val
@@ -110,11 +111,8 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 			t.sum.SkippedSteps++
 			log.Warn("non-finite step skipped", "step", step, "loss", loss, "param", bad, "in_a_row", badInARow)
 			if badInARow >= cfg.Train.MaxBadSteps {
-				last := t.sum.Checkpoint
-				if last == "" {
-					last = "none yet"
-				}
-				return t.sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s", step, badInARow, last)
+				return t.sum, fmt.Errorf("step %d: %d non-finite steps in a row (train.max_bad_steps); last good checkpoint: %s",
+					step, badInARow, cmp.Or(t.sum.Checkpoint, "none yet"))
 			}
 			continue
 		}

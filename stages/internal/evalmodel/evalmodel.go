@@ -3,6 +3,7 @@
 package evalmodel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -46,9 +47,7 @@ func Open(path string, batch int) (*Model, error) {
 			return nil, err
 		}
 	}
-	if batch < 1 {
-		batch = DefaultBatch
-	}
+	batch = cmp.Or(max(batch, 0), DefaultBatch)
 	cfg, err := fusion.ReadConfig(path)
 	if err != nil {
 		return nil, err
