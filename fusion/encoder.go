@@ -89,7 +89,8 @@ func NewEncoder(m *Model) (*Encoder, error) {
 }
 
 // LoadEncoder returns the inference path for the model a checkpoint records, with its
-// weights, for batches of up to maxBatch rows. No training graph is built.
+// weights, for batches of up to maxBatch rows. No training graph is built, and the model file
+// alone will do: the optimiser file beside it is not read.
 func LoadEncoder(path string, maxBatch int) (*Encoder, error) {
 	cfg, err := ReadConfig(path)
 	if err != nil {
@@ -99,7 +100,7 @@ func LoadEncoder(path string, maxBatch int) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := checkpoint.Load(path, params); err != nil {
+	if err := checkpoint.LoadWeights(path, params); err != nil {
 		return nil, err
 	}
 	weights := make(map[string]*nn.Param, len(params))

@@ -176,21 +176,7 @@ func Load(path string, params []*nn.Param) (Meta, map[string][]float32, error) {
 	defer mf.Close()
 	defer of.Close()
 
-	var problems []string
-	for _, p := range params {
-		t, ok := mf.Info(p.Name)
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing %s %v", p.Name, p.Shape))
-		case t.DType != safetensors.F32 || !slices.Equal(t.Shape, p.Shape):
-			problems = append(problems, fmt.Sprintf("mis-shaped %s: %s%v, want F32%v", p.Name, t.DType, t.Shape, p.Shape))
-		}
-	}
-	for _, t := range mf.Tensors {
-		if byName[t.Name] == nil {
-			problems = append(problems, fmt.Sprintf("unexpected %s %s%v", t.Name, t.DType, t.Shape))
-		}
-	}
+	problems := mismatches(mf, params, byName)
 	for _, t := range of.Tensors {
 		if t.DType != safetensors.F32 {
 			problems = append(problems, fmt.Sprintf("optimiser state %s: %s, want F32", t.Name, t.DType))
@@ -207,12 +193,62 @@ func Load(path string, params []*nn.Param) (Meta, map[string][]float32, error) {
 			return fail(fmt.Errorf("optimiser state: %w", err))
 		}
 	}
-	for _, p := range params {
-		if err := mf.ReadFloat32(p.Name, p.Value); err != nil {
-			return fail(err)
-		}
+	if err := readValues(mf, params); err != nil {
+		return fail(err)
 	}
 	return meta, optim, nil
+}
+
+// LoadWeights reads the weights of model file path into params, with the same checks of
+// names, dtypes and shapes as Load but without the optimiser file: what evaluation needs of a
+// model exported, shared or fine-tuned elsewhere.
+func LoadWeights(path string, params []*nn.Param) error {
+	byName, err := index(params)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	mf, err := safetensors.OpenFile(path)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	defer mf.Close()
+	if problems := mismatches(mf, params, byName); len(problems) > 0 {
+		return fmt.Errorf("checkpoint %s: %d tensors do not match the model: %s", path, len(problems), strings.Join(problems, "; "))
+	}
+	if err := readValues(mf, params); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// mismatches lists the params that model file mf lacks or holds with another dtype or shape,
+// and the tensors of mf that are no param.
+func mismatches(mf *safetensors.File, params []*nn.Param, byName map[string]*nn.Param) []string {
+	var problems []string
+	for _, p := range params {
+		t, ok := mf.Info(p.Name)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("missing %s %v", p.Name, p.Shape))
+		case t.DType != safetensors.F32 || !slices.Equal(t.Shape, p.Shape):
+			problems = append(problems, fmt.Sprintf("mis-shaped %s: %s%v, want F32%v", p.Name, t.DType, t.Shape, p.Shape))
+		}
+	}
+	for _, t := range mf.Tensors {
+		if byName[t.Name] == nil {
+			problems = append(problems, fmt.Sprintf("unexpected %s %s%v", t.Name, t.DType, t.Shape))
+		}
+	}
+	return problems
+}
+
+func readValues(mf *safetensors.File, params []*nn.Param) error {
+	for _, p := range params {
+		if err := mf.ReadFloat32(p.Name, p.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadMeta returns a checkpoint's metadata (step, data positions, model config) after the
