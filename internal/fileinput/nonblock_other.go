@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fileinput
+
+const nonblock = 0
