@@ -1,28 +1,57 @@
-// Package vision is the image tower: a ViT as open_clip builds it.
+// Package vision holds the image towers as open_clip builds them: the vision transformer (ViT)
+// and the ModifiedResNet of OpenAI's RN50 family, both behind the Tower interface.
 package vision
 
 import "fmt"
 
-// Config sizes the vision transformer. YAML keys are those of `model.vision.*`.
+// Config sizes an image tower. YAML keys are those of `model.vision.*`. Which keys matter
+// depends on Type: a ViT reads patch_size, layers, mlp_ratio; a ModifiedResNet reads
+// stage_layers instead (width is its stem width, heads its attention pool's).
 type Config struct {
-	// Type names the tower: "vit" (the default when empty).
+	// Type names the tower: "vit" (the default when empty) or "resnet".
 	Type      string  `yaml:"type,omitempty" json:"type,omitempty"`
 	ImageSize int     `yaml:"image_size" json:"image_size"` // input side in pixels
-	PatchSize int     `yaml:"patch_size" json:"patch_size"` // side of a square patch; divides ImageSize
-	Width     int     `yaml:"width" json:"width"`           // token width
-	Layers    int     `yaml:"layers" json:"layers"`         // residual blocks
-	Heads     int     `yaml:"heads" json:"heads"`           // attention heads; divides Width
-	MLPRatio  float64 `yaml:"mlp_ratio" json:"mlp_ratio"`   // MLP hidden width / Width (4 in CLIP)
+	PatchSize int     `yaml:"patch_size" json:"patch_size"` // ViT: side of a square patch; divides ImageSize
+	Width     int     `yaml:"width" json:"width"`           // ViT: token width; ResNet: stem width (layer1's planes)
+	Layers    int     `yaml:"layers" json:"layers"`         // ViT: residual blocks
+	Heads     int     `yaml:"heads" json:"heads"`           // attention heads; divide the attended width
+	MLPRatio  float64 `yaml:"mlp_ratio" json:"mlp_ratio"`   // ViT: MLP hidden width / Width (4 in CLIP)
+	// StageLayers is a ResNet's Bottleneck blocks in each of its four stages (RN50: 3, 4, 6, 3;
+	// open_clip's vision_cfg.layers). Left out of YAML and JSON when zero, so that a ViT's
+	// config reads and writes as before.
+	StageLayers StageLayers `yaml:"stage_layers,omitempty" json:"stage_layers,omitzero"`
 }
 
-// TypeViT names the vision transformer.
-const TypeViT = "vit"
+// StageLayers counts a ResNet's blocks per stage. An array keeps Config comparable (resume
+// compares configs with ==).
+type StageLayers [4]int
+
+// IsZero reports whether no stage is set: the omitempty/omitzero test of YAML and JSON.
+func (s StageLayers) IsZero() bool { return s == StageLayers{} }
+
+// Tower types.
+const (
+	TypeViT    = "vit"
+	TypeResNet = "resnet"
+)
+
+// ResNetReduction is how much a ModifiedResNet shrinks the image side before its attention
+// pool: the stem's stride 2 and pool 2, and the stride 2 of three stages.
+const ResNetReduction = 32
 
 // Validate refuses impossible sizes, naming the key.
 func (c Config) Validate() error {
+	switch c.Type {
+	case "", TypeViT:
+		return c.validateViT()
+	case TypeResNet:
+		return c.validateResNet()
+	}
+	return fmt.Errorf("model.vision.type %q is not a known image tower (want %q or %q)", c.Type, TypeViT, TypeResNet)
+}
+
+func (c Config) validateViT() error {
 	switch {
-	case c.Type != "" && c.Type != TypeViT:
-		return fmt.Errorf("model.vision.type %q is not a known image tower (want %q)", c.Type, TypeViT)
 	case c.ImageSize <= 0 || c.PatchSize <= 0 || c.Width <= 0 || c.Layers <= 0 || c.Heads <= 0:
 		return fmt.Errorf("model.vision: image_size, patch_size, width, layers and heads must be positive (got %d, %d, %d, %d, %d)",
 			c.ImageSize, c.PatchSize, c.Width, c.Layers, c.Heads)
@@ -32,12 +61,41 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model.vision.width %d is not divisible by model.vision.heads %d", c.Width, c.Heads)
 	case c.MLPRatio <= 0 || float64(int(float64(c.Width)*c.MLPRatio)) != float64(c.Width)*c.MLPRatio:
 		return fmt.Errorf("model.vision.mlp_ratio %g must be positive and give a whole MLP width for width %d", c.MLPRatio, c.Width)
+	case !c.StageLayers.IsZero():
+		return fmt.Errorf("model.vision.stage_layers %v is for type %q; a ViT has model.vision.layers", c.StageLayers, TypeResNet)
 	}
 	return nil
 }
 
-// Grid returns the number of patches along a side.
-func (c Config) Grid() int { return c.ImageSize / c.PatchSize }
+func (c Config) validateResNet() error {
+	switch {
+	case c.ImageSize <= 0 || c.ImageSize%ResNetReduction != 0:
+		return fmt.Errorf("model.vision.image_size %d must be a positive multiple of %d for a ResNet", c.ImageSize, ResNetReduction)
+	case c.Width <= 0 || c.Width%2 != 0:
+		return fmt.Errorf("model.vision.width %d must be positive and even (the stem starts at width/2)", c.Width)
+	case c.Heads <= 0 || c.FeatureWidth()%c.Heads != 0:
+		return fmt.Errorf("model.vision.heads %d must be positive and divide the attention pool's width %d (32 × width)", c.Heads, c.FeatureWidth())
+	}
+	for _, n := range c.StageLayers {
+		if n <= 0 {
+			return fmt.Errorf("model.vision.stage_layers %v: each of the four stages needs at least one block", c.StageLayers)
+		}
+	}
+	return nil
+}
 
-// Tokens returns the sequence length: one class token plus Grid² patches.
+// FeatureWidth is a ResNet's channels after its last stage, the attention pool's width:
+// 8 × Width planes × the Bottleneck expansion 4.
+func (c Config) FeatureWidth() int { return 32 * c.Width }
+
+// Grid returns the side of the token grid: the patches along a side (ViT) or the last
+// feature map's side (ResNet).
+func (c Config) Grid() int {
+	if c.Type == TypeResNet {
+		return c.ImageSize / ResNetReduction
+	}
+	return c.ImageSize / c.PatchSize
+}
+
+// Tokens returns the sequence length: one class (ViT) or mean (ResNet) token plus Grid².
 func (c Config) Tokens() int { return c.Grid()*c.Grid() + 1 }

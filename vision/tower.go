@@ -19,11 +19,14 @@ type Tower interface {
 }
 
 // New adds the image tower cfg describes to b, for batch images projected to embed
-// dimensions. b must be a float32 builder.
+// dimensions: a ViT (quickGELU picks its activation) or a ModifiedResNet (ReLU throughout).
+// b must be a float32 builder.
 func New(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (Tower, error) {
 	switch cfg.Type {
 	case "", TypeViT:
 		return NewViT(b, cfg, batch, embed, quickGELU)
+	case TypeResNet:
+		return NewModifiedResNet(b, cfg, batch, embed)
 	}
-	return nil, fmt.Errorf("model.vision.type %q is not a known image tower (want %q)", cfg.Type, TypeViT)
+	return nil, fmt.Errorf("model.vision.type %q is not a known image tower (want %q or %q)", cfg.Type, TypeViT, TypeResNet)
 }

@@ -26,6 +26,9 @@ func (c Config) MLPWidth() int { return int(float64(c.Width) * c.MLPRatio) }
 // NewViT adds the vision transformer's parameters (named visual.*) and graph to b for batch
 // images, projecting to embed dimensions. b must be a float32 builder.
 func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, error) {
+	if cfg.Type != "" && cfg.Type != TypeViT {
+		return nil, fmt.Errorf("vision: a ViT needs model.vision.type %q, not %q", TypeViT, cfg.Type)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
