@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // Caption file formats.
@@ -44,6 +46,8 @@ type CaptionsOptions struct {
 	// "caption". A JSONL caption may also be a list of strings.
 	ImageColumn, CaptionColumn string
 	Limits                     Limits
+	// Stdin is the stream read when File is "-" or "/dev/stdin"; nil means os.Stdin.
+	Stdin io.Reader
 }
 
 // CaptionsSource reads a captions file; see Captions.
@@ -52,7 +56,18 @@ type CaptionsSource struct {
 	root   *imageRoot
 	format string
 	name   string // File's base name, for origins
+
+	// stream is standard input, read once: format detection peeks at its buffered prefix
+	// and Scan reads on from the same reader. in feeds it and ends blocked reads with a
+	// context. Nil for a regular file.
+	stream     *bufio.Reader
+	in         *ctxReader
+	streamRead bool
 }
+
+// streamBufferSize is the buffer of a captions stream: detection peeks at up to
+// DefaultMaxLineBytes without consuming them.
+const streamBufferSize = DefaultMaxLineBytes + 4<<10
 
 // Captions returns a source of the images listed in a captions file, with all captions of
 // each image grouped in file order (also when its lines are not adjacent).
@@ -65,29 +80,61 @@ type CaptionsSource struct {
 // Captions are cleaned of surrounding white space and inner runs of it become one space.
 // The whole file is parsed before the first item is yielded (to group captions), so it is
 // held in memory, bounded by Limits.MaxRecords × Limits.MaxLineBytes.
+//
+// File "-" or "/dev/stdin" reads standard input (opts.Stdin), once: the format is detected
+// from a buffered prefix that Scan then reads on from, and Images must be given. Any other
+// File must be a regular file: a named pipe, device or directory is refused here, by name,
+// rather than blocking on it.
 func Captions(opts CaptionsOptions) (*CaptionsSource, error) {
+	return CaptionsContext(context.Background(), opts)
+}
+
+// CaptionsContext is Captions with a context that ends a wait for the first line of a
+// standard-input stream that does not come; the error then wraps ctx.Err().
+func CaptionsContext(ctx context.Context, opts CaptionsOptions) (*CaptionsSource, error) {
 	opts.Limits = opts.Limits.withDefaults()
+	stdin := fileinput.IsStdin(opts.File)
 	if opts.Images == "" {
+		if stdin {
+			return nil, errors.New("captions from standard input: the images root must be given; it cannot default to the captions file's directory")
+		}
 		opts.Images = filepath.Dir(opts.File)
+	}
+	switch opts.Format {
+	case "", FormatAuto, FormatToken, FormatCSV, FormatTSV, FormatJSONL:
+	default:
+		return nil, fmt.Errorf("captions %s: unknown format %q (want auto, token, csv, tsv or jsonl)", opts.File, opts.Format)
 	}
 	root, err := newImageRoot(opts.Images, opts.Limits.MaxImageBytes)
 	if err != nil {
 		return nil, fmt.Errorf("captions %s: %w", opts.File, err)
 	}
 	s := &CaptionsSource{opts: opts, root: root, format: opts.Format, name: filepath.Base(opts.File)}
-	switch s.format {
-	case "", FormatAuto:
-		f, err := os.Open(opts.File)
-		if err != nil {
-			return nil, fmt.Errorf("captions: %w", err)
+	auto := s.format == "" || s.format == FormatAuto
+	if stdin {
+		s.name = "stdin"
+		in := opts.Stdin
+		if in == nil {
+			in = os.Stdin
 		}
-		defer f.Close()
-		if s.format, err = detectFormat(opts.File, f); err != nil {
+		s.in = &ctxReader{r: in, ctx: ctx}
+		s.stream = bufio.NewReaderSize(s.in, max(streamBufferSize, opts.Limits.MaxLineBytes+2))
+		if auto {
+			if s.format, err = detectFormat("", s.stream); err != nil {
+				return nil, fmt.Errorf("captions from standard input: %w", err)
+			}
+		}
+		return s, nil
+	}
+	f, err := fileinput.OpenRegular(opts.File)
+	if err != nil {
+		return nil, fmt.Errorf("captions: %w", err)
+	}
+	defer f.Close()
+	if auto {
+		if s.format, err = detectFormat(opts.File, bufio.NewReaderSize(f, streamBufferSize)); err != nil {
 			return nil, fmt.Errorf("captions %s: %w", opts.File, err)
 		}
-	case FormatToken, FormatCSV, FormatTSV, FormatJSONL:
-	default:
-		return nil, fmt.Errorf("captions %s: unknown format %q (want auto, token, csv, tsv or jsonl)", opts.File, opts.Format)
 	}
 	return s, nil
 }
@@ -102,8 +149,17 @@ func (s *CaptionsSource) Format() string { return s.format }
 func (s *CaptionsSource) Classes() []string { return nil }
 
 // Scan parses the file, then yields its images in order of first appearance.
+// A standard-input stream can be scanned once; a read blocked on it ends with ctx.
 func (s *CaptionsSource) Scan(ctx context.Context, yield func(Item) error, reject func(Reject) error) error {
-	f, err := os.Open(s.opts.File)
+	if s.stream != nil {
+		if s.streamRead {
+			return errors.New("captions from standard input: the stream was read already; it can be scanned once")
+		}
+		s.streamRead = true
+		s.in.ctx = ctx
+		return s.scan(ctx, s.stream, yield, reject)
+	}
+	f, err := fileinput.OpenRegular(s.opts.File)
 	if err != nil {
 		return fmt.Errorf("captions: %w", err)
 	}
@@ -454,22 +510,18 @@ func (p *parser) jsonl(r io.Reader) error {
 
 // detectFormat guesses the format of a captions file from its name, else its first line: a
 // "{" means JSONL; a first field ending in "#n" means the token format; a tab, TSV; a
-// comma, CSV.
-func detectFormat(name string, r io.Reader) (string, error) {
+// comma, CSV. It peeks at br without consuming anything (br's buffer must hold
+// DefaultMaxLineBytes), so the caller parses from the same reader, a stream included.
+func detectFormat(name string, br *bufio.Reader) (string, error) {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".jsonl", ".ndjson", ".json":
 		return FormatJSONL, nil
 	case ".csv":
 		return FormatCSV, nil
 	}
-	br := bufio.NewReader(io.LimitReader(r, DefaultMaxLineBytes))
-	var first []byte
-	for len(bytes.TrimSpace(first)) == 0 {
-		line, err := br.ReadBytes('\n')
-		first = bytes.TrimRight(bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")), "\r\n")
-		if err != nil && len(bytes.TrimSpace(first)) == 0 {
-			return "", fmt.Errorf("cannot detect the format: no line in the first %d bytes", DefaultMaxLineBytes)
-		}
+	first, err := peekFirstLine(br, DefaultMaxLineBytes)
+	if err != nil {
+		return "", err
 	}
 	name0, _, hasTab := bytes.Cut(first, []byte("\t"))
 	switch {
@@ -483,4 +535,95 @@ func detectFormat(name string, r io.Reader) (string, error) {
 		return FormatCSV, nil
 	}
 	return "", fmt.Errorf("cannot detect the format from the first line %q; set the format", truncate(string(first), 60))
+}
+
+// peekFirstLine returns the first line of br that is not blank, without its line ending or a
+// leading byte-order mark, looking at no more than limit bytes and consuming none. It reads
+// only as far as it must: one more read of the underlying reader per look.
+func peekFirstLine(br *bufio.Reader, limit int) ([]byte, error) {
+	limit = min(limit, br.Size())
+	clean := func(line []byte, atStart bool) []byte {
+		if atStart {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
+		return bytes.TrimRight(line, "\r\n")
+	}
+	start, pos, want := 0, 0, 1
+	for {
+		buf, err := br.Peek(want)
+		for ; pos < len(buf); pos++ {
+			if buf[pos] != '\n' {
+				continue
+			}
+			if line := clean(buf[start:pos], start == 0); len(bytes.TrimSpace(line)) > 0 {
+				return bytes.Clone(line), nil
+			}
+			start = pos + 1
+		}
+		if err != nil || len(buf) >= limit {
+			if line := clean(buf[start:], start == 0); len(bytes.TrimSpace(line)) > 0 {
+				return bytes.Clone(line), nil
+			}
+			if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+				return nil, fmt.Errorf("detecting the format: %w", err)
+			}
+			return nil, fmt.Errorf("cannot detect the format: no line in the first %d bytes", limit)
+		}
+		want = min(len(buf)+1, limit)
+	}
+}
+
+// ctxReader reads r on a goroutine of its own so that a Read blocked on a stream that does
+// not deliver returns when ctx ends. The read in flight then stays pending, and its bytes go
+// to the next Read: nothing is lost. Not safe for concurrent use.
+type ctxReader struct {
+	r       io.Reader
+	ctx     context.Context
+	buf     []byte
+	pending chan ctxRead // the read in flight, nil when none
+	left    []byte       // bytes read and not yet returned
+	err     error        // the error that came with left
+}
+
+type ctxRead struct {
+	n   int
+	err error
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(c.left) == 0 && c.err == nil {
+		if c.pending == nil {
+			if c.buf == nil {
+				c.buf = make([]byte, 32<<10)
+			}
+			ch := make(chan ctxRead, 1)
+			c.pending = ch
+			go func(buf []byte) {
+				n, err := c.r.Read(buf)
+				ch <- ctxRead{n, err}
+			}(c.buf)
+		}
+		ctx := c.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case res := <-c.pending:
+			c.pending = nil
+			c.left, c.err = c.buf[:res.n], res.err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	n := copy(p, c.left)
+	c.left = c.left[n:]
+	if len(c.left) == 0 && c.err != nil {
+		err := c.err
+		c.err = nil
+		return n, err
+	}
+	return n, nil
 }

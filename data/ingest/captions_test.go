@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -183,7 +184,7 @@ func TestDetectFormat(t *testing.T) {
 		{"x.dat", "just words", ""},
 		{"x.dat", "", ""},
 	} {
-		got, err := detectFormat(tc.name, strings.NewReader(tc.first))
+		got, err := detectFormat(tc.name, bufio.NewReaderSize(strings.NewReader(tc.first), streamBufferSize))
 		if got != tc.want || (err != nil) != (tc.want == "") {
 			t.Errorf("detectFormat(%q, %q) = %q, %v; want %q", tc.name, tc.first, got, err, tc.want)
 		}
@@ -241,7 +242,7 @@ func FuzzCaptions(f *testing.F) {
 		f.Add(seed.format, []byte(seed.content))
 	}
 	base := f.TempDir()
-	writeTree(f, base, map[string]string{"a.jpg": "A", "b.jpg": "B", "sub/d.jpg": "D", "dir.jpg/": "", "out.jpg": "->/etc/hostname"})
+	writeTree(f, base, map[string]string{"a.jpg": "A", "b.jpg": "B", "sub/d.jpg": "D", "dir.jpg/": "", "out.jpg": "->/etc/hostname", "fuzz.txt": ""})
 	formats := []string{FormatToken, FormatCSV, FormatTSV, FormatJSONL}
 	lim := Limits{MaxLineBytes: 128, MaxCaptionBytes: 64, MaxCaptionsPerImage: 4, MaxRecords: 200}
 	f.Fuzz(func(t *testing.T, format uint8, data []byte) {

@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // Limits of the IDX reader: the header's counts are checked against these before anything is
@@ -51,7 +52,7 @@ func IDX(imagesPath, labelsPath string, classes ...string) (*IDXSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(imagesPath)
+	f, err := fileinput.OpenRegular(imagesPath)
 	if err != nil {
 		return nil, fmt.Errorf("idx images: %w", err)
 	}
@@ -89,7 +90,7 @@ func (s *IDXSource) Len() int { return len(s.labels) }
 // file's ".gz" dropped). A file that ends early, holds trailing bytes, or changed since IDX
 // read its header fails the scan.
 func (s *IDXSource) Scan(ctx context.Context, yield func(Item) error, reject func(Reject) error) error {
-	f, err := os.Open(s.imagesPath)
+	f, err := fileinput.OpenRegular(s.imagesPath)
 	if err != nil {
 		return fmt.Errorf("idx images: %w", err)
 	}
@@ -168,7 +169,7 @@ func noEOF(err error) error {
 }
 
 func readIDXLabelsFile(path string) ([]uint8, error) {
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("idx labels: %w", err)
 	}

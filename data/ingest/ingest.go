@@ -23,6 +23,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // Item is one image with its captions.
@@ -152,8 +154,10 @@ func newImageRoot(dir string, maxBytes int64) (*imageRoot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("images root: %w", err)
 	}
-	if st, err := os.Stat(real); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("images root %s is not a directory", dir)
+	if st, err := os.Stat(real); err != nil {
+		return nil, fmt.Errorf("images root: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("images root %s is %s, not a directory", dir, fileinput.Describe(st.Mode()))
 	}
 	return &imageRoot{dir: abs, real: real, maxBytes: maxBytes}, nil
 }
@@ -185,7 +189,7 @@ func (r *imageRoot) resolve(rel string) (clean, reason, detail string) {
 	case err != nil:
 		return clean, ReasonMissingFile, err.Error()
 	case !st.Mode().IsRegular():
-		return clean, ReasonNotAFile, fmt.Sprintf("%s is a %v", clean, st.Mode().Type())
+		return clean, ReasonNotAFile, fmt.Sprintf("%s is %s, not a regular file", clean, fileinput.Describe(st.Mode()))
 	case st.Size() > r.maxBytes:
 		return clean, ReasonFileTooLarge, fmt.Sprintf("%s has %d bytes, limit %d", clean, st.Size(), r.maxBytes)
 	}
@@ -198,14 +202,15 @@ func (r *imageRoot) loader(clean string) func() ([]byte, error) {
 }
 
 // readFileIn reads rel inside dir through os.Root, so that a symlink swapped in after Scan
-// still cannot lead outside dir, and refuses to read more than limit bytes.
+// still cannot lead outside dir, refuses what is not a regular file (a FIFO swapped in after
+// Scan must not block the reader), and refuses to read more than limit bytes.
 func readFileIn(dir, rel string, limit int64) ([]byte, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(rel)
+	f, err := fileinput.OpenRegularIn(root, rel)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/clipgo/clipgo/data/shard"
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // ReasonBadFile rejects the rest of a foreign Parquet file that cannot be read (truncated,
@@ -34,6 +35,12 @@ func Parquet(glob string) (*ParquetSource, error) {
 		return nil, fmt.Errorf("parquet --input %q matches no file", glob)
 	}
 	sort.Strings(files)
+	for _, f := range files {
+		// shard.Read opens the files later; a FIFO among them would block it for good.
+		if _, err := fileinput.Check(f); err != nil {
+			return nil, fmt.Errorf("parquet --input %q: %w", glob, err)
+		}
+	}
 	return &ParquetSource{pattern: glob, files: files, limits: Limits{}.withDefaults()}, nil
 }
 
@@ -49,6 +56,12 @@ func (s *ParquetSource) Scan(ctx context.Context, yield func(Item) error, reject
 	var stop error
 	yield, reject = stopOnError(&stop, yield), stopOnError(&stop, reject)
 	for _, file := range s.files {
+		if _, err := fileinput.Check(file); err != nil { // it may have changed since Parquet
+			if rerr := reject(Reject{Origin: file, Reason: ReasonBadFile, Detail: err.Error()}); rerr != nil {
+				return rerr
+			}
+			continue
+		}
 		var rows int64
 		err := shard.Read(ctx, []string{file}, shard.ReadOptions{Workers: 1}, func(smp shard.Sample) error {
 			rows++
