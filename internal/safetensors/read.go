@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // TensorInfo describes one tensor of a file: its element type, shape (row-major, [] for a
@@ -70,9 +71,10 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	return f, nil
 }
 
-// OpenFile opens and validates the safetensors file at path; Close releases it.
+// OpenFile opens and validates the safetensors file at path; Close releases it. A path that
+// is not a regular file (a FIFO, a device, a directory) is refused by name, without blocking.
 func OpenFile(path string) (*File, error) {
-	fd, err := os.Open(path)
+	fd, err := fileinput.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
