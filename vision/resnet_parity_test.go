@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,6 +184,10 @@ func TestResNetParity(t *testing.T) {
 			if err := b.Backward(cost); err != nil {
 				t.Fatal(err)
 			}
+			// As fusion's training graph: the backward pass's buffers shared by lifetime.
+			if _, _, err := nn.ShareBuffers(b.G, forward.AllNodes()); err != nil {
+				t.Fatal(err)
+			}
 			eval, train := G.NewTapeMachine(forward), G.NewTapeMachine(b.G)
 			defer eval.Close()
 			defer train.Close()
@@ -246,6 +251,23 @@ func TestResNetParity(t *testing.T) {
 				worstGrad = max(worstGrad, rel)
 			}
 			t.Logf("worst relative error: running statistics %.3g, gradients %.3g", worstStat, worstGrad)
+
+			// A second training pass reuses every buffer: its output and gradients (which do
+			// not depend on the running statistics) must not change.
+			grads := map[string][]float32{}
+			for _, p := range b.Params() {
+				grads[p.Name] = slices.Clone(p.Grad)
+			}
+			first := slices.Clone(feats)
+			if err := train.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			check("second train image features", feats, first, 1e-6)
+			for _, p := range b.Params() {
+				if !p.Buffer {
+					check("second gradient of "+p.Name, p.Grad, grads[p.Name], 1e-5)
+				}
+			}
 		})
 	}
 }
