@@ -20,20 +20,20 @@ import (
 // DefaultBatch is the number of images per model call when none is given.
 const DefaultBatch = 64
 
-// Model is a checkpoint loaded for evaluation.
+// Model is a checkpoint loaded for evaluation: the model's inference path alone, without
+// its training graph.
 type Model struct {
 	Path   string // the checkpoint file
 	Enc    *fusion.Encoder
 	Config fusion.Config
 	Desc   string // for the "model" field of results (see Describe)
-	m      *fusion.Model
 }
 
 // Close releases the model.
-func (e *Model) Close() { e.m.Close() }
+func (e *Model) Close() { e.Enc.Close() }
 
-// Open loads a checkpoint, or the latest one of a run directory, for batches of batch
-// (DefaultBatch when < 1).
+// Open loads a checkpoint, or the latest one of a run directory, for batches of up to batch
+// images or texts (DefaultBatch when < 1).
 func Open(path string, batch int) (*Model, error) {
 	if path == "" {
 		return nil, errors.New("--checkpoint is required")
@@ -52,16 +52,11 @@ func Open(path string, batch int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := fusion.Load(path, batch)
+	enc, err := fusion.LoadEncoder(path, batch)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	enc, err := fusion.NewEncoder(m)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	return &Model{Path: path, m: m, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
+	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
 }
 
 // Describe names a checkpoint's model for the result's "model" field: the preset its run
