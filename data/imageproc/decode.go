@@ -2,8 +2,9 @@
 // prepare time (img2dataset's resize modes) and turns them into normalised float32 CHW tensors
 // at training time (open_clip's RandomResizedCrop / eval transforms).
 //
-// Decoding is bounded: the byte size and the dimensions the header declares are checked
-// against Limits before any pixel buffer is allocated, and every failure wraps one of the
+// Decoding is bounded: the byte size, the dimensions the header declares and the pixel memory
+// they cost at the declared depth and layout are checked against Limits before any pixel
+// buffer is allocated, and every failure wraps one of the
 // sentinel errors ErrEmpty, ErrTooLarge, ErrUnsupported or ErrCorrupt.
 package imageproc
 
@@ -26,11 +27,19 @@ type Limits struct {
 	MaxBytes  int   // encoded size in bytes
 	MaxPixels int64 // width × height declared by the header
 	MaxSide   int   // longest side in pixels declared by the header
+	// MaxDecodeBytes bounds the pixel memory one Decode allocates: the decoder's buffers
+	// (which depend on the bit depth, colour type, subsampling, progressive or interlaced
+	// coding the header declares) plus the RGB conversion. Decode works it out from the
+	// header and refuses an image over it before decoding.
+	MaxDecodeBytes int64
 }
 
 // DefaultLimits accepts photographs up to 50 megapixels (PIL's decompression-bomb threshold is
-// 89 M); a decoded image then needs at most 200 MB as RGBA.
-var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 50_000_000, MaxSide: 32768}
+// 89 M) and holds a decode worker to 200 MiB of pixels: a 50-megapixel 8-bit RGB(A) PNG or
+// baseline colour (YCbCr) JPEG fits, while costlier layouts fit at fewer pixels: greyscale or
+// paletted ~42 M, progressive 4:2:0 JPEG ~28 M, 16-bit RGB(A) PNG or CMYK JPEG ~26 M,
+// progressive 4:4:4 JPEG ~14 M.
+var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 50_000_000, MaxSide: 32768, MaxDecodeBytes: 200 << 20}
 
 func (l Limits) orDefault() Limits {
 	if l.MaxBytes <= 0 {
@@ -41,6 +50,9 @@ func (l Limits) orDefault() Limits {
 	}
 	if l.MaxSide <= 0 {
 		l.MaxSide = DefaultLimits.MaxSide
+	}
+	if l.MaxDecodeBytes <= 0 {
+		l.MaxDecodeBytes = DefaultLimits.MaxDecodeBytes
 	}
 	return l
 }
@@ -119,8 +131,10 @@ func sanitize(b []byte) string {
 // (transparent logos and icons are drawn for light backgrounds; black would turn dark line art
 // invisible). A GIF yields its first frame.
 //
-// Decode checks len(b), then the dimensions the header declares, against lim before decoding,
-// and never panics: a decoder panic comes back as ErrCorrupt.
+// Decode checks len(b), then the dimensions the header declares and the pixel memory they
+// cost at the declared depth and layout (Limits.MaxDecodeBytes), against lim before decoding,
+// and never panics: a decoder panic comes back as ErrCorrupt. Decoder output of 4 or 8 bytes
+// per pixel is converted in place; the RGBA result then shares (and keeps) its buffer.
 func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 	lim = lim.orDefault()
 	if len(b) == 0 {
@@ -165,6 +179,10 @@ func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 	case int64(w)*int64(h) > lim.MaxPixels:
 		return nil, info, fmt.Errorf("%w: %s header declares %dx%d = %d pixels, beyond the limit of %d", ErrTooLarge, f.name, w, h, int64(w)*int64(h), lim.MaxPixels)
 	}
+	if cost := estimateCost(f.name, b, cfg); cost.bytes > lim.MaxDecodeBytes {
+		return nil, info, fmt.Errorf("%w: %s header declares %dx%d %s: decoding needs %s, beyond the limit of %s per image",
+			ErrTooLarge, f.name, w, h, cost.layout, mib(cost.bytes), mib(lim.MaxDecodeBytes))
+	}
 
 	raw, err := f.decode(bytes.NewReader(b))
 	if err != nil {
@@ -178,10 +196,13 @@ func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 		// The header was checked against the limits, so the pixels must not exceed it.
 		return nil, info, fmt.Errorf("%w: %s decoded %dx%d from a %dx%d header", ErrCorrupt, f.name, r.Dx(), r.Dy(), w, h)
 	}
-	img, info.Model, info.Alpha = toRGB(raw)
+	img, info.Model, info.Alpha = toRGBOwned(raw)
 	info.Width, info.Height = r.Dx(), r.Dy()
 	return img, info, nil
 }
+
+// mib formats a byte count in MiB for messages.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // classify wraps a decoder's error in the sentinel that fits it.
 func classify(format, part string, err error) error {
