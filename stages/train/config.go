@@ -13,8 +13,6 @@ import (
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/config"
 	"github.com/clipgo/clipgo/stages/preset"
-	"github.com/clipgo/clipgo/text"
-	"github.com/clipgo/clipgo/vision"
 )
 
 // Config is a training run: the model, its data and the optimisation. YAML keys (and
@@ -68,12 +66,13 @@ type LoopConfig struct {
 // DefaultConfig returns the defaults a recipe starts from: the reference's optimiser
 // settings (AdamW betas 0.9/0.98, eps 1e-6, weight decay 0.2, lr 5e-4).
 func DefaultConfig() Config {
-	return Config{
-		Model: fusion.Config{Vision: vision.Config{MLPRatio: 4}, Text: text.Config{MLPRatio: 4}},
-		Data:  DataConfig{TrainSplit: "train", ValSplit: "val"},
+	c := Config{
+		Data: DataConfig{TrainSplit: "train", ValSplit: "val"},
 		Train: LoopConfig{Steps: 1000, BatchSize: 64, LR: 5e-4, Warmup: 100, WeightDecay: 0.2, Beta1: 0.9, Beta2: 0.98,
 			Eps: 1e-6, AccumSteps: 1, LogEvery: 10, CheckpointEvery: 500, KeepCheckpoints: 3, MaxBadSteps: 10},
 	}
+	c.Model.Vision.MLPRatio, c.Model.Text.MLPRatio = 4, 4
+	return c
 }
 
 // LoadConfig reads a training recipe (a file path, or the name of an embedded recipe
