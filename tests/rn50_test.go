@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -182,6 +184,45 @@ func TestRN50AdamWLeavesBuffers(t *testing.T) {
 		}
 		if p.Name == "visual.layer1.0.conv2.weight" && !moved {
 			t.Errorf("AdamW left %s unchanged", p.Name)
+		}
+	}
+}
+
+// TestRN50ResumeMatchesAnUninterruptedRun stops an rn50-tiny run part-way and resumes it from
+// its checkpoint: the losses after the resume and every tensor at the end (the batch-norm
+// running statistics and counts among them) must equal those of a run that never stopped.
+func TestRN50ResumeMatchesAnUninterruptedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: three short rn50-tiny runs (minutes under the race detector)")
+	}
+	data := prepareSynthetic(t, 100)
+	sets := []string{"model_preset=rn50-tiny", "train.steps=6", "train.batch_size=8", "train.warmup=2", "train.log_every=1",
+		"train.val_every=0", "train.checkpoint_every=100"}
+	ctx := context.Background()
+	straight := filepath.Join(t.TempDir(), "straight")
+	if _, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: straight}, quiet, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	resumed := filepath.Join(t.TempDir(), "resumed")
+	if first, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: resumed, StopAt: 3}, quiet, io.Discard); err != nil || first.Steps != 3 {
+		t.Fatalf("first part: %+v, %v; want stopped at 3", first, err)
+	}
+	if _, err := train.Run(ctx, train.Options{Config: demoConfig(t, data, sets...), RunDir: resumed, Resume: "latest"}, quiet, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, got := readLosses(t, straight), readLosses(t, resumed)
+	for step, l := range want {
+		if got[step] != l {
+			t.Errorf("step %d: loss %v after the resume, %v uninterrupted", step, got[step], l)
+		}
+	}
+	a, b := readTensors(t, straight+"/step-000006.safetensors"), readTensors(t, resumed+"/step-000006.safetensors")
+	if c := a["visual.bn1.num_batches_tracked"]; len(c) != 1 || c[0] != 6 {
+		t.Errorf("num_batches_tracked %v after 6 steps", c)
+	}
+	for name, v := range a {
+		if !slices.Equal(v, b[name]) {
+			t.Errorf("%s differs after the resume", name)
 		}
 	}
 }
