@@ -1,5 +1,6 @@
 // Package nn holds the building blocks shared by the vision and text towers: named parameters,
-// linear layers, layer norm, GELU, multi-head attention, MLPs and pre-LN residual blocks, on
+// linear layers, layer norm, GELU, multi-head attention, MLPs and pre-LN residual blocks, and
+// for convolutional towers channels-last convolution, batch norm, ReLU and pooling, on
 // gorgonia with custom ops where gorgonia's are missing, wrong or slow.
 package nn
 
