@@ -95,12 +95,13 @@ type bnState[T Float] struct {
 	st         *BatchStats
 	training   bool      // the mode of the last forward pass
 	mean, rstd []float64 // per channel, what the last forward pass normalised with
-	sums       []float64 // [2c]: Σ gy, then Σ gy·xhat, per channel
-	part       [][]float64
+	sums       []float64   // [2c]: Σ gy, then Σ gy·xhat, per channel
+	part       [][]float64 // per worker [2c]: colSums' partial sums
 }
 
-// colSums adds f(r, j) over rows into acc [width·c] per worker, rows split over goroutines,
-// and returns the total in the first worker's slice.
+// colSums has f add its per-channel sums over rows [lo, hi) into acc [width·c] (cleared),
+// rows split over goroutines when there are many, each with its own acc; it returns the
+// total, which lives in the first worker's slice until the next call.
 func (s *bnState[T]) colSums(width int, f func(acc []float64, lo, hi int)) []float64 {
 	workers := 1
 	if s.n*s.c >= 1<<15 {

@@ -32,6 +32,7 @@ func (s Spatial) Conv(k, stride, pad int) Spatial {
 // mode): ⌊H / k⌋ × ⌊W / k⌋.
 func (s Spatial) Pool(k int) Spatial { return Spatial{s.Batch, s.H / k, s.W / k} }
 
+// String writes the layout as B×H×W, for error messages.
 func (s Spatial) String() string { return fmt.Sprintf("%d×%d×%d", s.Batch, s.H, s.W) }
 
 // spatialRows checks that x [N, C] holds the maps s and returns C.
