@@ -93,8 +93,8 @@ func batchNorm[T Float](x, gamma, beta *G.Node, st *BatchStats) (*G.Node, error)
 type bnState[T Float] struct {
 	n, c       int
 	st         *BatchStats
-	training   bool      // the mode of the last forward pass
-	mean, rstd []float64 // per channel, what the last forward pass normalised with
+	training   bool        // the mode of the last forward pass
+	mean, rstd []float64   // per channel, what the last forward pass normalised with
 	sums       []float64   // [2c]: Σ gy, then Σ gy·xhat, per channel
 	part       [][]float64 // per worker [2c]: colSums' partial sums
 }
