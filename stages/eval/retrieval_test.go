@@ -37,7 +37,7 @@ func TestRetrievalOnSyntheticScenes(t *testing.T) {
 	}
 	got, det, err := evalfile.Read(out)
 	if err != nil || det == nil {
-		t.Fatalf("ReadEval: %v, details %v", err, det)
+		t.Fatalf("evalfile.Read: %v, details %v", err, det)
 	}
 	if got.Task != evalfile.TaskRetrieval || got.Dataset != "synthetic:val" || got.Pretrained != ckpt {
 		t.Errorf("result header %+v", got)

@@ -197,7 +197,7 @@ func TestZeroShotOnSyntheticScenes(t *testing.T) {
 	}
 	got, det, err := evalfile.Read(out)
 	if err != nil || det == nil {
-		t.Fatalf("ReadEval: %v, details %v", err, det)
+		t.Fatalf("evalfile.Read: %v, details %v", err, det)
 	}
 	if got.Task != evalfile.TaskZeroShot || got.Dataset != "synthetic:zeroshot" || got.Pretrained != ckpt || !strings.Contains(got.Model, "ViT-16/32") {
 		t.Errorf("result header %+v", got)
