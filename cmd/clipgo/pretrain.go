@@ -17,6 +17,7 @@ func newPretrainCmd() *cobra.Command {
 		recipe, out, resume, sampleLog string
 		sets                           []string
 		stopAt                         int64
+		allowChanges                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--resume latest]",
@@ -26,12 +27,30 @@ train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe na
 flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
 train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
 (RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
-at the end and on SIGINT/SIGTERM/SIGUSR1. --resume latest continues a run exactly where it stopped.
+at the end and on SIGINT/SIGTERM/SIGUSR1. --resume latest continues a run exactly where it stopped,
+with the run's own recipe (RUN_DIR/config.yaml) unless --config is given; a recipe that changes
+the training (batch, data, seed, optimisation) is refused unless --allow-changes, and every
+change is recorded in RUN_DIR/config-history.jsonl. Raising train.steps continues a finished run.
+A damaged newest checkpoint is an error: fall back explicitly with --resume RUN_DIR/step-N.safetensors.
+One pretrain writes a run directory at a time (a lock file, RUN_DIR/.clipgo.lock).
 
 Data parallel: built with MPI (make build-mpi), "mpirun -np N clipgo pretrain ..." trains on N
 ranks; train.batch_size is the global batch, each rank takes its share (README: Scaling out).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if stopAt < 0 {
+				return fmt.Errorf("--stop-at %d: want a step after the run's current one", stopAt)
+			}
+			if !cmd.Flags().Changed("config") {
+				// A resume continues the run's own recipe, not the built-in default.
+				path, ok, err := train.ResumeRecipe(out, resume)
+				if err != nil {
+					return err
+				}
+				if ok {
+					recipe = path
+				}
+			}
 			cfg, err := train.LoadConfig(recipe, sets)
 			if err != nil {
 				return err
@@ -46,7 +65,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 				log = rankLogger(comm.Rank())
 			}
 			sum, err := train.Run(cmd.Context(), train.Options{Config: cfg, RunDir: out, Resume: resume,
-				StopAt: stopAt, SampleLog: sampleLog, Comm: comm}, log, progressTo)
+				StopAt: stopAt, SampleLog: sampleLog, AllowChanges: allowChanges, Comm: comm}, log, progressTo)
 			if errors.Is(err, train.ErrInterrupted) {
 				// Every rank stopped at the same step; rank 0 names the checkpoint.
 				if comm.Rank() == 0 {
@@ -67,6 +86,11 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 				return nil
 			}
 			w := cmd.OutOrStdout()
+			if sum.AlreadyDone {
+				fmt.Fprintf(w, "%s already reached train.steps %d (checkpoint %s): nothing to train; raise train.steps (--set train.steps=N) to continue it\n",
+					sum.RunDir, sum.Steps, sum.Checkpoint)
+				return nil
+			}
 			if n := comm.Size(); n > 1 {
 				steps := max(sum.Steps-sum.FirstStep, 1)
 				fmt.Fprintf(w, "data parallel on %d ranks, %d pairs per rank per step; rank 0 spent %.1f s in collectives (%.1f ms per step)\n",
@@ -92,7 +116,8 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 	f.StringVar(&out, "out", "", "run directory (checkpoints, metrics.jsonl, config.yaml)")
 	f.StringArrayVar(&sets, "set", nil, "override a config key: --set train.steps=100 (repeatable)")
 	f.StringVar(&resume, "resume", "", `continue a run: "latest", a checkpoint path, or "auto" (latest when RUN_DIR has one, else start)`)
-	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest)")
+	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest); a resume refuses a step at or before its checkpoint's")
+	f.BoolVar(&allowChanges, "allow-changes", false, "let a resume change recipe keys that make it differ from a run that never stopped (batch, data, seed, optimisation); recorded in RUN_DIR/config-history.jsonl")
 	f.StringVar(&sampleLog, "sample-log", "", "append one JSON line per training sample consumed (step, epoch, key) to this file: an audit of what the model saw")
 	return cmd
 }

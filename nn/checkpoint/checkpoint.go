@@ -101,6 +101,14 @@ func Save(run string, step int64, params []*nn.Param, optim map[string][]float32
 	if step < 0 {
 		return "", fmt.Errorf("checkpoint %s: negative step %d", path, step)
 	}
+	// A model file marks a checkpoint that was written whole (it is renamed into place last):
+	// it is never replaced, not even its optimiser file, which is written first. An optimiser
+	// file alone is what a crash inside Save leaves, and is overwritten.
+	if _, err := os.Lstat(path); err == nil {
+		return "", fmt.Errorf("checkpoint %s: %w", path, ErrExists)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("checkpoint %s: %w", path, err)
+	}
 	if meta.Config != "" && !json.Valid([]byte(meta.Config)) {
 		return "", fmt.Errorf("checkpoint %s: model config is not valid JSON", path)
 	}
@@ -263,38 +271,91 @@ func ReadMeta(path string) (Meta, error) {
 	return meta, nil
 }
 
-// Latest returns the model file of the highest step in run whose model and optimiser files are
-// both complete, readable and paired (the optimiser file's SHA-256 is the one the model file
-// records). Incomplete or corrupt newer checkpoints and temporary files are passed over. When
-// there is none, the error wraps fs.ErrNotExist.
+// ErrExists is wrapped by Save's error when the checkpoint of its step is already there: Save
+// never replaces a checkpoint.
+var ErrExists = errors.New("already exists; a checkpoint is never overwritten")
+
+// ErrDamaged is wrapped by Latest's error (a *DamagedError) when the newest checkpoint of a
+// run is damaged.
+var ErrDamaged = errors.New("damaged checkpoint")
+
+// DamagedError reports that the newest checkpoint of a run cannot be used: its model file is
+// there (so it was once written whole) but it, or the optimiser file beside it, no longer
+// reads, or the pair does not agree.
+type DamagedError struct {
+	Run   string
+	Step  int64
+	File  string // the damaged file: the model file, or the optimiser file beside it
+	Err   error  // what is wrong with it
+	Older string // the newest complete checkpoint before it ("" when there is none)
+}
+
+func (e *DamagedError) Error() string {
+	s := fmt.Sprintf("checkpoint: the newest checkpoint in %s, step %d, is damaged: %s: %v", e.Run, e.Step, e.File, e.Err)
+	if e.Older != "" {
+		s += fmt.Sprintf(" (the newest complete checkpoint before it is %s)", e.Older)
+	} else {
+		s += " (there is no complete checkpoint before it)"
+	}
+	return s
+}
+
+// Unwrap returns ErrDamaged.
+func (e *DamagedError) Unwrap() error { return ErrDamaged }
+
+// Latest returns the model file of the newest checkpoint in run after checking that it and
+// its optimiser file are complete, readable and paired (the optimiser file's SHA-256 is the
+// one the model file records). The newest checkpoint is the highest step with a model file:
+// an optimiser file without one, or a temporary file, is what a crash inside Save leaves and
+// is passed over. When the newest checkpoint is damaged, Latest does not fall back to an older
+// one: it returns a *DamagedError naming the damaged file (and the newest complete older
+// checkpoint, for the caller to offer). When run has no checkpoint, the error wraps
+// fs.ErrNotExist.
 func Latest(run string) (string, error) {
 	steps, err := listSteps(run)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	var skipped []string
-	for _, step := range slices.Backward(steps) {
-		path := ModelPath(run, step)
-		mf, of, _, err := open(path, true)
-		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("step %d: %v", step, err))
-			continue
-		}
+	if len(steps) == 0 {
+		return "", fmt.Errorf("checkpoint: no checkpoint in %s: %w", run, fs.ErrNotExist)
+	}
+	newest := steps[len(steps)-1]
+	path := ModelPath(run, newest)
+	mf, of, _, bad, err := openPair(path, true)
+	if err == nil {
 		mf.Close()
 		of.Close()
 		return path, nil
 	}
-	msg := ""
-	if len(skipped) > 0 {
-		msg = " (passed over: " + strings.Join(skipped, "; ") + ")"
+	derr := &DamagedError{Run: run, Step: newest, File: bad, Err: err}
+	for _, step := range slices.Backward(steps[:len(steps)-1]) {
+		if mf, of, _, _, err := openPair(ModelPath(run, step), true); err == nil {
+			mf.Close()
+			of.Close()
+			derr.Older = ModelPath(run, step)
+			break
+		}
 	}
-	return "", fmt.Errorf("checkpoint: no complete checkpoint in %s%s: %w", run, msg, fs.ErrNotExist)
+	return "", derr
 }
 
-// Prune removes every checkpoint older than the newest keep complete ones, with any leftover
-// temporary files of those older steps; newer files, complete or not, are left alone. It checks
-// completeness from the headers only (not the optimiser file's hash), so that it stays cheap.
-func Prune(run string, keep int) error {
+// Steps returns the steps of the checkpoints (model files) in run, ascending, complete or
+// not; none when run does not exist.
+func Steps(run string) ([]int64, error) {
+	steps, err := listSteps(run)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return steps, err
+}
+
+// Prune removes the checkpoints of steps up to upTo that are older than the newest keep
+// complete (fully verified) ones among them, with any leftover temporary files of those older
+// steps. Files of steps after upTo are never touched: a run resumed from an older checkpoint
+// does not delete what is newer than its own. An older step's model file is removed before
+// its optimiser file, so that a crash in between leaves an optimiser file alone, which is not
+// a checkpoint.
+func Prune(run string, keep int, upTo int64) error {
 	if keep < 1 {
 		return fmt.Errorf("checkpoint: prune %s: keep %d, want at least 1", run, keep)
 	}
@@ -304,10 +365,16 @@ func Prune(run string, keep int) error {
 	}
 	var complete []int64
 	for _, step := range slices.Backward(steps) {
-		if mf, of, _, err := open(ModelPath(run, step), false); err == nil {
+		if step > upTo {
+			continue
+		}
+		if mf, of, _, _, err := openPair(ModelPath(run, step), true); err == nil {
 			mf.Close()
 			of.Close()
 			complete = append(complete, step)
+			if len(complete) > keep {
+				break
+			}
 		}
 	}
 	if len(complete) <= keep {
@@ -319,9 +386,16 @@ func Prune(run string, keep int) error {
 		return fmt.Errorf("checkpoint: prune: %w", err)
 	}
 	var errs []error
-	for _, e := range entries {
-		if step, ok := stepOf(e.Name()); ok && step < oldest {
-			if err := os.Remove(filepath.Join(run, e.Name())); err != nil {
+	for _, models := range []bool{true, false} {
+		for _, e := range entries {
+			if step, ok := stepOf(e.Name()); ok && step < oldest && modelName.MatchString(e.Name()) == models {
+				if err := os.Remove(filepath.Join(run, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if models {
+			if err := syncDir(run); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -366,15 +440,27 @@ func listSteps(run string) ([]int64, error) {
 // open opens model file path and its optimiser file and checks that they are a pair of this
 // format: tags, version, step, and (when verifyHash) the optimiser file's SHA-256.
 func open(path string, verifyHash bool) (mf, of *safetensors.File, meta Meta, err error) {
+	mf, of, meta, _, err = openPair(path, verifyHash)
+	return mf, of, meta, err
+}
+
+// openPair is open that also names the file at fault when the pair does not open: the model
+// file, or the optimiser file.
+func openPair(path string, verifyHash bool) (mf, of *safetensors.File, meta Meta, bad string, err error) {
+	optPath := OptimPath(path)
 	mf, err = safetensors.OpenFile(path)
 	if err != nil {
-		return nil, nil, meta, err
+		return nil, nil, meta, path, err
 	}
-	optPath := OptimPath(path)
+	bad = optPath
 	of, err = safetensors.OpenFile(optPath)
 	if err == nil {
-		meta, err = pairMeta(mf.Metadata, of.Metadata)
+		var modelFault bool
+		meta, modelFault, err = pairMeta(mf.Metadata, of.Metadata)
 		if err != nil {
+			if modelFault {
+				bad = path
+			}
 			err = fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -390,13 +476,25 @@ func open(path string, verifyHash bool) (mf, of *safetensors.File, meta Meta, er
 		if of != nil {
 			of.Close()
 		}
-		return nil, nil, Meta{}, err
+		return nil, nil, Meta{}, bad, err
 	}
-	return mf, of, meta, nil
+	return mf, of, meta, "", nil
 }
 
-// pairMeta parses the model file's metadata and checks it against the optimiser file's.
-func pairMeta(mm, om safetensors.Metadata) (Meta, error) {
+// pairMeta parses the model file's metadata and checks it against the optimiser file's;
+// modelFault says whether a problem is the model file's (otherwise the optimiser file's).
+func pairMeta(mm, om safetensors.Metadata) (meta Meta, modelFault bool, err error) {
+	meta, err = pairMetaOf(mm, om)
+	var of optimFault
+	return meta, err != nil && !errors.As(err, &of), err
+}
+
+// optimFault marks a problem of the optimiser file's metadata.
+type optimFault struct{ error }
+
+func (e optimFault) Unwrap() error { return e.error }
+
+func pairMetaOf(mm, om safetensors.Metadata) (Meta, error) {
 	var meta Meta
 	get := func(m safetensors.Metadata, key string) (string, error) {
 		v, ok := m.Get(key)
@@ -420,7 +518,7 @@ func pairMeta(mm, om safetensors.Metadata) (Meta, error) {
 		return meta, fmt.Errorf("not a %s file (format %q)", modelFormat, f)
 	}
 	if f, _ := om.Get(keyFormat); f != optimFormat {
-		return meta, fmt.Errorf("optimiser file is not a %s file (format %q)", optimFormat, f)
+		return meta, optimFault{fmt.Errorf("optimiser file is not a %s file (format %q)", optimFormat, f)}
 	}
 	v, err := num(mm, keyVersion)
 	if err != nil {
@@ -439,7 +537,7 @@ func pairMeta(mm, om safetensors.Metadata) (Meta, error) {
 		}
 	}
 	if ostep, err := num(om, keyStep); err != nil || ostep != meta.Step {
-		return meta, fmt.Errorf("optimiser file is of step %d (%v), the model file of step %d", ostep, err, meta.Step)
+		return meta, optimFault{fmt.Errorf("optimiser file is of step %d (%v), the model file of step %d", ostep, err, meta.Step)}
 	}
 	if meta.Config, err = get(mm, keyConfig); err != nil {
 		return meta, err

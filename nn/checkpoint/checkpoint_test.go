@@ -195,31 +195,57 @@ func TestLatest(t *testing.T) {
 		}
 		return b
 	}
-	write(".step-000011.safetensors.tmp-123", read(10, false)[:100]) // half-written temp file
-	save(t, run, 12)
-	os.Remove(OptimPath(ModelPath(run, 12))) // model without optimiser
-	save(t, run, 13)
-	write("step-000013.safetensors", read(13, false)[:200]) // truncated model
-	save(t, run, 14)
-	other := t.TempDir() // the same step saved again with other values
-	if _, err := Save(other, 14, model(99), adamState(model(99), 99), testMeta); err != nil {
-		t.Fatal(err)
-	}
-	write("step-000014.optim.safetensors", mustRead(t, OptimPath(ModelPath(other, 14))))
+	write(".step-000011.safetensors.tmp-123", read(10, false)[:100]) // half-written temp file: not a checkpoint
 	save(t, run, 15)
-	os.Remove(ModelPath(run, 15)) // optimiser without model
-	save(t, run, 16)
-	write("step-000016.optim.safetensors", read(16, true)[:300]) // truncated optimiser
+	os.Remove(ModelPath(run, 15)) // optimiser without model: a crash inside Save, not a checkpoint
+	if got, err := Latest(run); err != nil || got != ModelPath(run, 10) {
+		t.Fatalf("Latest = %s, %v; want %s (temp files and a lone optimiser file are passed over)", got, err, ModelPath(run, 10))
+	}
 
-	got, err := Latest(run)
-	if err != nil {
+	// A damaged newest checkpoint is an error naming the damaged file, never a fallback.
+	other := t.TempDir() // the same step saved with other values
+	for _, c := range []struct {
+		name   string
+		damage func(step int64)
+		optim  bool // the optimiser file is the one named
+	}{
+		{"model without optimiser", func(s int64) { os.Remove(OptimPath(ModelPath(run, s))) }, true},
+		{"truncated model", func(s int64) { write(filepath.Base(ModelPath(run, s)), read(s, false)[:200]) }, false},
+		{"optimiser of another save", func(s int64) {
+			if _, err := Save(other, s, model(99), adamState(model(99), 99), testMeta); err != nil {
+				t.Fatal(err)
+			}
+			write(filepath.Base(OptimPath(ModelPath(run, s))), mustRead(t, OptimPath(ModelPath(other, s))))
+		}, true},
+		{"truncated optimiser", func(s int64) { write(filepath.Base(OptimPath(ModelPath(run, s))), read(s, true)[:300]) }, true},
+		{"optimiser of another step", func(s int64) {
+			write(filepath.Base(OptimPath(ModelPath(run, s))), read(10, true))
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			step := int64(20)
+			save(t, run, step)
+			defer func() {
+				os.Remove(ModelPath(run, step))
+				os.Remove(OptimPath(ModelPath(run, step)))
+			}()
+			c.damage(step)
+			got, err := Latest(run)
+			var de *DamagedError
+			if !errors.As(err, &de) || !errors.Is(err, ErrDamaged) {
+				t.Fatalf("Latest = %s, %v; want a DamagedError", got, err)
+			}
+			want := ModelPath(run, step)
+			if c.optim {
+				want = OptimPath(want)
+			}
+			if de.File != want || de.Step != step || de.Older != ModelPath(run, 10) || !strings.Contains(err.Error(), want) {
+				t.Errorf("DamagedError %+v (%v); want file %s, step %d, older %s", de, err, want, step, ModelPath(run, 10))
+			}
+		})
+	}
+	if _, _, err := Load(ModelPath(other, 20), model(0)); err != nil {
 		t.Fatal(err)
-	}
-	if want := ModelPath(run, 10); got != want {
-		t.Errorf("Latest = %s, want %s", got, want)
-	}
-	if _, _, err := Load(ModelPath(run, 14), model(0)); err == nil || !strings.Contains(err.Error(), "not written with it") {
-		t.Errorf("Load of a mismatched pair: %v", err)
 	}
 }
 
@@ -348,10 +374,23 @@ func TestPrune(t *testing.T) {
 	os.WriteFile(filepath.Join(run, ".step-000002.optim.safetensors.tmp-9"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(run, "step-000006.safetensors"), []byte("partial"), 0o644)
 	os.WriteFile(filepath.Join(run, "notes.txt"), []byte("mine"), 0o644)
-	if err := Prune(run, 0); err == nil {
+	if err := Prune(run, 0, 100); err == nil {
 		t.Error("Prune(keep 0): no error")
 	}
-	if err := Prune(run, 2); err != nil {
+	// Steps after upTo are left alone: a run resumed from step 3 keeps 4 and 5 and counts
+	// only 1..3.
+	if err := Prune(run, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ModelPath(run, 2)); err == nil {
+		t.Error("Prune(1, up to 3) kept step 2")
+	}
+	for _, s := range []int64{3, 4, 5} {
+		if _, err := os.Stat(ModelPath(run, s)); err != nil {
+			t.Errorf("Prune(1, up to 3) removed step %d: %v", s, err)
+		}
+	}
+	if err := Prune(run, 2, 100); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(run)
@@ -364,7 +403,7 @@ func TestPrune(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("after Prune(2): %v, want %v", names, want)
 	}
-	if err := Prune(run, 5); err != nil {
+	if err := Prune(run, 5, 100); err != nil {
 		t.Error(err)
 	}
 }
@@ -468,5 +507,27 @@ func TestLoadWeightsWithoutOptimiserFile(t *testing.T) {
 	err := LoadWeights(path, bad)
 	if err == nil || !strings.Contains(err.Error(), "mis-shaped ln_final.bias") || !strings.Contains(err.Error(), path) {
 		t.Errorf("LoadWeights of a mis-shaped model: %v", err)
+	}
+}
+
+// TestSaveNeverOverwrites: a step whose model file exists (whole or damaged) is not written
+// again, and its files stay as they were; a lone optimiser file (a crash inside Save) is.
+func TestSaveNeverOverwrites(t *testing.T) {
+	run := t.TempDir()
+	path := save(t, run, 3)
+	before, beforeOpt := mustRead(t, path), mustRead(t, OptimPath(path))
+	ps := model(9)
+	if _, err := Save(run, 3, ps, adamState(ps, 9), testMeta); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Save over step 3: %v, want ErrExists naming %s", err, path)
+	}
+	if !bytes.Equal(mustRead(t, path), before) || !bytes.Equal(mustRead(t, OptimPath(path)), beforeOpt) {
+		t.Error("the refused Save changed the checkpoint")
+	}
+	os.Remove(ModelPath(run, 4))
+	if err := os.WriteFile(OptimPath(ModelPath(run, 4)), []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Save(run, 4, ps, adamState(ps, 9), testMeta); err != nil {
+		t.Fatalf("Save over a lone optimiser file: %v", err)
 	}
 }

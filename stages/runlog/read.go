@@ -17,7 +17,9 @@ import (
 // Files of a run directory besides its checkpoints.
 const (
 	MetricsName = "metrics.jsonl" // one JSON object per line: training and validation records
-	ConfigName  = "config.yaml"   // the resolved config of the run
+	ConfigName  = "config.yaml"   // the resolved config of the run (as of its latest invocation)
+	// HistoryName is the log of changes to the config made when resuming: one Change per line.
+	HistoryName = "config-history.jsonl"
 )
 
 // Limits on what Read takes: a run directory is outside input.
@@ -56,6 +58,26 @@ type Val struct {
 	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
 	TextTop  float64 `json:"val_t2i_acc"` // text→image
 	Batches  int     `json:"val_batches"`
+}
+
+// Sample is a record of the sample log (`pretrain --sample-log`): one training sample that
+// the step consumed, in the epoch it belongs to.
+type Sample struct {
+	Step  int64  `json:"step"`
+	Epoch int    `json:"epoch"`
+	Key   string `json:"key"`
+}
+
+// Change is a record of config-history.jsonl: one config key changed when a run was resumed
+// at Step. Old and New are the values as YAML writes them; Reason says why it was let
+// through ("--allow-changes", "train.steps raised", "does not change the training").
+type Change struct {
+	Time   string `json:"time"` // RFC 3339
+	Step   int64  `json:"step"` // the checkpoint's step the run resumed from
+	Key    string `json:"key"`  // dotted, as --set takes it
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Reason string `json:"reason"`
 }
 
 // Log is what Read found in a run's metrics.jsonl, in file order.

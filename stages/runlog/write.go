@@ -36,6 +36,45 @@ func Open(path string, step int64) (*Writer, error) {
 // WriteTrain appends a training record.
 func (w *Writer) WriteTrain(r Train) error { return w.encode(r) }
 
+// WriteSamples appends sample-log records in one write: a kill tears at most their last line.
+func (w *Writer) WriteSamples(recs []Sample) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	if _, err := w.f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("sample log %s: %w", w.f.Name(), err)
+	}
+	return nil
+}
+
+// AppendChanges appends config changes to a run's config-history.jsonl (path) and syncs it.
+func AppendChanges(path string, changes []Change) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, c := range changes {
+		if err := enc.Encode(c); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("config history: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("config history %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("config history %s: %w", path, err)
+	}
+	return f.Close()
+}
+
 // WriteVal appends a validation record.
 func (w *Writer) WriteVal(v Val) error { return w.encode(v) }
 

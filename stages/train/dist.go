@@ -11,16 +11,19 @@ import (
 
 // broadcastStart makes every rank start from rank 0's state: its parameters (initialised, or
 // read from the checkpoint it resumes), optimiser moments, step and the checkpoint's data
-// stream positions, which it returns. Only rank 0 needs to see the run directory.
+// stream positions, which it returns, and whether the checkpoint's validation is to be redone. Only rank 0 needs to see the run directory.
 func (t *trainer) broadcastStart(saved []checkpoint.StreamPos) ([]checkpoint.StreamPos, error) {
-	head := []int64{t.step, int64(len(saved))}
+	head := []int64{t.step, int64(len(saved)), 0}
+	if t.redoVal {
+		head[2] = 1
+	}
 	if err := t.comm.BroadcastInt64(head, 0); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	if head[1] < 0 || head[1] > checkpoint.MaxStreams {
 		return nil, fmt.Errorf("start: rank 0 sent %d stream positions", head[1])
 	}
-	t.step = head[0]
+	t.step, t.redoVal = head[0], head[2] != 0
 	pos := make([]int64, 2*head[1])
 	for i, p := range saved {
 		pos[2*i], pos[2*i+1] = p.Epoch, p.Sample

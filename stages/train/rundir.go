@@ -27,34 +27,47 @@ func splitFiles(dir, split string) ([]string, error) {
 	return m.Files(dir, split)
 }
 
-// prepareRunDir creates the run directory and records the resolved config. A new run refuses
-// a directory that already holds checkpoints: it would mix two runs.
+// prepareRunDir readies the locked run directory: a new run refuses a directory that already
+// holds checkpoints (it would mix two runs, and overwrite them) and records its config; a
+// resume records its config once the checkpoint is checked (writeRunConfig).
 func prepareRunDir(opts Options, cfg Config) error {
-	if opts.RunDir == "" {
-		return errors.New("pretrain: --out RUN_DIR is required")
-	}
-	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
-		return fmt.Errorf("pretrain: %w", err)
-	}
 	removeStaleTemps(opts.RunDir, runlog.ConfigName, runlog.MetricsName)
-	if opts.Resume == "" {
-		if latest, err := checkpoint.Latest(opts.RunDir); err == nil {
-			return fmt.Errorf("pretrain: %s already holds a run (checkpoint %s): continue it with --resume latest, or choose another --out",
-				opts.RunDir, filepath.Base(latest))
-		}
+	if opts.Resume != "" {
+		return nil
 	}
+	if steps, err := checkpoint.Steps(opts.RunDir); err != nil {
+		return fmt.Errorf("pretrain: %w", err)
+	} else if len(steps) > 0 {
+		return fmt.Errorf("pretrain: %s already holds a run (checkpoint %s): continue it with --resume latest, or choose another --out",
+			opts.RunDir, filepath.Base(checkpoint.ModelPath(opts.RunDir, steps[len(steps)-1])))
+	}
+	return writeConfig(opts.RunDir, cfg)
+}
+
+// writeConfig writes the run's config.yaml.
+func writeConfig(runDir string, cfg Config) error {
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("pretrain: %w", err)
 	}
-	return atomicfile.WriteFile(filepath.Join(opts.RunDir, runlog.ConfigName), raw)
+	return atomicfile.WriteFile(filepath.Join(runDir, runlog.ConfigName), raw)
 }
 
+// resolveResume returns the checkpoint a resume starts from. "latest" is the newest
+// checkpoint of the run; when it is damaged, nothing falls back to an older one silently.
 func resolveResume(opts Options) (string, error) {
 	if opts.Resume != "latest" {
 		return opts.Resume, nil
 	}
 	path, err := checkpoint.Latest(opts.RunDir)
+	var de *checkpoint.DamagedError
+	if errors.As(err, &de) {
+		hint := "repair or restore it, or start a new run"
+		if de.Older != "" {
+			hint = fmt.Sprintf("restore it, or fall back explicitly with --resume %s (the newest complete checkpoint before it; the newer files are left untouched)", de.Older)
+		}
+		return "", fmt.Errorf("--resume latest: %w; nothing was resumed: %s", err, hint)
+	}
 	if err != nil {
 		return "", fmt.Errorf("--resume latest: %w", err)
 	}

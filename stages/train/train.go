@@ -3,7 +3,6 @@
 package train
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/internal/runlock"
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/nn/optim"
@@ -35,8 +36,14 @@ type Options struct {
 	RunDir string
 	Resume string // "" (a new run), "latest", "auto" (latest if there is one, else new), or a checkpoint path
 	// StopAt, when positive, ends this invocation after that step with a checkpoint, as an
-	// interruption would: a long run fits into time slots, resumed with Resume "latest".
+	// interruption would: a long run fits into time slots, resumed with Resume "latest". A
+	// resume refuses a StopAt at or before the checkpoint's step.
 	StopAt int64
+	// AllowChanges lets a resume change recipe keys that make the run differ from one that
+	// never stopped (batch, data, seed, optimisation; see exactKeys); the changes are recorded
+	// in RUN/config-history.jsonl. Without it such a resume is refused, naming each key.
+	// Raising train.steps needs no permission (and is recorded too).
+	AllowChanges bool
 	// SampleLog, when set, names a JSON-lines file that gets one record per training sample
 	// consumed, {"step","epoch","key"}, written as each step ends: an audit of what the
 	// model saw (on a resume, the records past the checkpoint are dropped, as in the metrics).
@@ -61,6 +68,9 @@ type Summary struct {
 	Checkpoint    string  // the newest checkpoint written
 	SkippedSteps  int     // steps skipped for a non-finite loss or gradient
 	Stopped       bool    // ended at StopAt before train.steps
+	AlreadyDone   bool    // resumed a run that had reached train.steps: nothing to train
+	// Memory is the start-up estimate of this process's memory.
+	Memory fusion.Memory
 	// LastValidation is the model's last score on the validation split: the contrastive loss
 	// and the in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
 	LastValidation *runlog.Val
@@ -88,6 +98,19 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 	bar.Add(t.step, "")
 	defer bar.Finish()
 
+	if t.redoVal {
+		// A signal stopped the run during the validation of its checkpoint's step: do it now.
+		if err := t.validateAt(t.step); err != nil {
+			if t.dataCtx.Err() != nil {
+				return t.sum, interrupted(nil, t.step, t.sum.Checkpoint)
+			}
+			return t.sum, err
+		}
+	}
+	if t.step >= cfg.Train.Steps {
+		t.sum.AlreadyDone, t.sum.Steps = true, t.step
+		return t.sum, nil
+	}
 	start, samples := time.Now(), int64(0)
 	var lastStall, lastComm time.Duration
 	badInARow := 0
@@ -155,21 +178,14 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 			lastStall = stall
 		}
 		last := step+1 == cfg.Train.Steps
-		if t.valFiles != nil && ((cfg.Train.ValEvery > 0 && (step+1)%cfg.Train.ValEvery == 0) || last) {
-			v, err := t.validate(t.dataCtx)
-			if err != nil && t.dataCtx.Err() != nil { // a signal during validation: the step is done
-				return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
-			}
-			if err != nil {
-				return t.sum, fmt.Errorf("step %d: validation: %w", step+1, err)
-			}
-			v.Step = step + 1
-			t.sum.LastValidation = &v
-			log.Info("validation", "step", step+1, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
-			if t.lead {
-				if err := t.metrics.WriteVal(v); err != nil {
-					return t.sum, err
+		if t.valDue(step + 1) {
+			if err := t.validateAt(step + 1); err != nil {
+				if t.dataCtx.Err() != nil {
+					// A signal during validation: the step is done, its checkpoint is written,
+					// and the resume redoes the validation (the metrics log lacks it).
+					return t.sum, interrupted(t.save(step+1), step+1, t.sum.Checkpoint)
 				}
+				return t.sum, err
 			}
 		}
 		stopAt := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
@@ -195,6 +211,21 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 	t.sum.SamplesPerSec = float64(samples) / time.Since(start).Seconds()
 	t.sum.CommSeconds = t.commTime().Seconds()
 	return t.sum, nil
+}
+
+// validateAt validates the model after step steps and logs the record.
+func (t *trainer) validateAt(step int64) error {
+	v, err := t.validate(t.dataCtx)
+	if err != nil {
+		return fmt.Errorf("step %d: validation: %w", step, err)
+	}
+	v.Step = step
+	t.sum.LastValidation = &v
+	t.log.Info("validation", "step", step, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
+	if t.lead {
+		return t.metrics.WriteVal(v)
+	}
+	return nil
 }
 
 // trainer is the state of one Run invocation (of one rank, data parallel).
@@ -223,6 +254,10 @@ type trainer struct {
 	valFiles []string
 	accum    [][]float32 // gradient sums over micro-batches (train.accum_steps > 1)
 
+	lock        *runlock.Lock // rank 0: the run directory's writer lock
+	resumedStep int64         // the checkpoint's step a resume started from (-1: a new run)
+	redoVal     bool          // the checkpoint's step lacks its validation record
+
 	step    int64     // optimiser steps done
 	streams []*stream // this rank's shares of the training data
 	nStream int       // streams of the whole job
@@ -234,7 +269,7 @@ type trainer struct {
 // and restores a checkpoint when resuming.
 func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, error) {
 	cfg := opts.Config
-	t := &trainer{cfg: cfg, opts: opts, log: log, sum: Summary{RunDir: opts.RunDir}, comm: opts.Comm}
+	t := &trainer{cfg: cfg, opts: opts, log: log, sum: Summary{RunDir: opts.RunDir}, comm: opts.Comm, resumedStep: -1}
 	if t.comm == nil {
 		t.comm = dist.Single()
 	}
@@ -254,6 +289,9 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 			cfg.Model.Text.VocabSize, tokenizer.VocabSize)
 	}
 	world := t.comm.Size()
+	if err := t.checkMemory(cfg.Train.BatchSize / world); err != nil { // before anything is allocated or written
+		return t, err
+	}
 	t.nStream = cfg.Data.Streams
 	if t.nStream == 0 {
 		t.nStream = world
@@ -272,9 +310,25 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 		}
 	}
 	if t.lead {
+		// One writer per run directory: taken before anything in it is read to decide or written.
+		if opts.RunDir == "" {
+			return t, errors.New("pretrain: --out RUN_DIR is required")
+		}
+		if t.lock, err = runlock.Acquire(opts.RunDir, "pretrain"); err != nil {
+			return t, fmt.Errorf("pretrain: %w", err)
+		}
+		if w := t.lock.Warning(); w != "" {
+			log.Warn(w)
+		}
 		if opts.Resume == "auto" {
+			// A run with any checkpoint resumes (and a damaged newest one is an error then);
+			// only a directory without one starts afresh.
+			steps, err := checkpoint.Steps(opts.RunDir)
+			if err != nil {
+				return t, fmt.Errorf("pretrain: %w", err)
+			}
 			opts.Resume = ""
-			if _, err := checkpoint.Latest(opts.RunDir); err == nil {
+			if len(steps) > 0 {
 				opts.Resume = "latest"
 			}
 		}
@@ -315,6 +369,9 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 		if saved, err = t.restore(); err != nil {
 			return t, err
 		}
+	}
+	if t.lead && t.resumedStep >= 0 {
+		t.redoVal = t.missingValidation(t.step)
 	}
 	if world > 1 {
 		if saved, err = t.broadcastStart(saved); err != nil {
@@ -357,10 +414,29 @@ func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	if err != nil {
 		return nil, err
 	}
-	if saved, err := fusion.ReadConfig(path); err != nil {
+	saved, err := fusion.ReadConfig(path) // the model's sizes, within limits
+	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
-	} else if saved != t.cfg.Model {
-		return nil, fmt.Errorf("resume %s: the checkpoint's model %+v differs from the config's %+v", path, saved, t.cfg.Model)
+	}
+	head, err := checkpoint.ReadMeta(path)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	old, ok, err := recordedConfig(t.opts.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		old = t.cfg
+	}
+	old.Model = saved // the checkpoint holds the weights of its own model
+	changes, err := t.checkResume(old, head.Step)
+	if err != nil {
+		return nil, err
+	}
+	if steps, _ := checkpoint.Steps(t.opts.RunDir); len(steps) > 0 && steps[len(steps)-1] > head.Step {
+		t.log.Warn("resuming from an older checkpoint than the run's newest: the newer checkpoints are left untouched, and a checkpoint due at one of their steps fails rather than replace it",
+			"checkpoint", path, "newest", checkpoint.ModelPath(t.opts.RunDir, steps[len(steps)-1]))
 	}
 	meta, state, err := checkpoint.Load(path, t.params)
 	if err != nil {
@@ -369,8 +445,11 @@ func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	if err := t.opt.LoadState(state); err != nil {
 		return nil, fmt.Errorf("resume %s: optimiser state: %w", path, err)
 	}
-	t.step = meta.Step
+	t.step, t.resumedStep = meta.Step, meta.Step
 	t.sum.Checkpoint = path
+	if err := writeRunConfig(t.opts.RunDir, t.cfg, changes); err != nil {
+		return nil, err
+	}
 	pos := meta.Streams
 	if pos == nil {
 		pos = []checkpoint.StreamPos{{Epoch: meta.Epoch, Sample: meta.Sample}}
@@ -434,17 +513,28 @@ func (t *trainer) save(step int64) error {
 	if !t.lead {
 		return nil
 	}
+	if existing := checkpoint.ModelPath(t.opts.RunDir, step); step == t.resumedStep {
+		if _, err := os.Stat(existing); err == nil {
+			// Stopped before its first step: the checkpoint resumed from is this state.
+			t.sum.Checkpoint = existing
+			return nil
+		}
+	}
 	meta := checkpoint.Meta{Config: t.cfgJSON, Step: step, Epoch: pos[0].Epoch, Sample: pos[0].Sample, Seed: t.cfg.Train.Seed}
 	if len(pos) > 1 {
 		meta.Streams = pos
 	}
 	path, err := checkpoint.Save(t.opts.RunDir, step, t.params, t.opt.State(), meta)
+	if errors.Is(err, checkpoint.ErrExists) {
+		return fmt.Errorf("checkpoint at step %d: %w; this run resumed from step %d, and a newer checkpoint is never replaced: move it out of %s to go on, or resume from it",
+			step, err, t.resumedStep, t.opts.RunDir)
+	}
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", step, err)
 	}
 	t.sum.Checkpoint = path
 	if k := t.cfg.Train.KeepCheckpoints; k > 0 {
-		if err := checkpoint.Prune(t.opts.RunDir, k); err != nil {
+		if err := checkpoint.Prune(t.opts.RunDir, k, step); err != nil {
 			t.log.Warn("pruning old checkpoints", "err", err)
 		}
 	}
@@ -469,6 +559,9 @@ func (t *trainer) close() {
 	if t.model != nil {
 		t.model.Close()
 	}
+	if err := t.lock.Release(); err != nil {
+		t.log.Warn("releasing the run directory's lock", "err", err)
+	}
 }
 
 // seenSample is one sample a step consumed, for the sample log.
@@ -483,17 +576,11 @@ func (t *trainer) logSamples(step int64) error {
 	if t.samples == nil {
 		return nil
 	}
-	var buf bytes.Buffer // one write per step: a kill tears at most the step's last line
-	enc := json.NewEncoder(&buf)
-	for _, s := range t.seen {
-		if err := enc.Encode(map[string]any{"step": step, "epoch": s.epoch, "key": s.key}); err != nil {
-			return err
-		}
+	recs := make([]runlog.Sample, len(t.seen))
+	for i, s := range t.seen {
+		recs[i] = runlog.Sample{Step: step, Epoch: s.epoch, Key: s.key}
 	}
-	if _, err := t.samples.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("sample log: %w", err)
-	}
-	return nil
+	return t.samples.WriteSamples(recs) // one write per step: a kill tears at most the step's last line
 }
 
 // interrupted reports a run stopped by a signal, with the checkpoint written for it.
