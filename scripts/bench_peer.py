@@ -194,10 +194,19 @@ def main():
     ap.add_argument("--openmp-dir", default=DEFAULT_OPENMP_DIR,
                     help="directory of the OpenMP OpenBLAS (libopenblas0-openmp), put on the reference "
                          "processes' LD_LIBRARY_PATH (default %(default)s; env CLIPGO_OPENBLAS_OPENMP_DIR)")
+    ap.add_argument("--native-kernels", action="store_true",
+                    help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for both sides, so that OpenBLAS picks "
+                         "its kernels for this CPU (machines that set OPENBLAS_CORETYPE=Haswell otherwise run "
+                         "AVX2 kernels on an AVX-512 CPU, both sides alike)")
     a = ap.parse_args()
+    if a.native_kernels:
+        for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            os.environ.pop(k, None)
     openmp_dir = os.path.abspath(a.openmp_dir)
     cfg = check_openmp_dir(openmp_dir, a.python)
     ref_env, go_env = reference_env(openmp_dir), clipgo_env(openmp_dir)
+    print("OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s (both sides)" % (os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+          os.environ.get("OPENBLAS_L2_SIZE", "(unset)")), flush=True)
     print("reference BLAS: LD_LIBRARY_PATH=%s (%s); clipgo: LD_LIBRARY_PATH=%s"
           % (ref_env["LD_LIBRARY_PATH"], cfg, go_env.get("LD_LIBRARY_PATH", "(unset)")), flush=True)
 
