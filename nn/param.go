@@ -33,12 +33,13 @@ func (p *Param) Size() int {
 
 // DecayByName is open_clip's legacy weight-decay rule, the one ../shared/peers/clip_step.py
 // uses by default: no decay for tensors of fewer than 2 dimensions nor for names containing
-// "bn", "ln", "bias" or "logit_scale".
+// "bn", "ln" or "bias". (open_clip's list also names the logit scale, a scalar that the rule
+// on dimensions already exempts.)
 func DecayByName(name string, shape []int) bool {
 	if len(shape) < 2 {
 		return false
 	}
-	for _, s := range []string{"bn", "ln", "bias", "logit_scale"} {
+	for _, s := range []string{"bn", "ln", "bias"} {
 		if strings.Contains(name, s) {
 			return false
 		}
