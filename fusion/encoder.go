@@ -134,7 +134,11 @@ func WeightsOf(cfg Config) ([]*nn.Param, error) {
 	if in.Text, err = nn.L2Normalize(txt.Output()); err != nil {
 		return nil, err
 	}
-	if _, err := (CLIP{}).Build(b, in); err != nil {
+	objective, err := cfg.Objective()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := objective.Build(b, in); err != nil {
 		return nil, err
 	}
 	return b.Params(), nil

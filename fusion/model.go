@@ -56,26 +56,28 @@ type Outputs struct {
 }
 
 // New builds the model for batches of batch pairs, initialising parameters from seed as the
-// reference does.
-func New(cfg Config, batch int, seed int64) (*Model, error) {
-	return build(cfg, batch, seed, nil, CLIP{})
-}
+// reference does, trained by the loss cfg.Loss names.
+func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil) }
 
 // NewDataParallel builds one rank's model of a data-parallel job over c: each rank feeds its
 // own batch of batch pairs; the L2-normalised features are all-gathered so that the loss
 // contrasts the global batch of c.Size()·batch pairs, each rank taking the loss of its own rows
-// (open_clip's --gather-with-grad --local-loss). The mean over ranks of the gradients is then
+// (for CLIP, open_clip's --gather-with-grad --local-loss). The mean over ranks of the gradients is then
 // the gradient of one process with the whole batch. Parameters start as New's; the caller
 // still averages gradients across ranks (the towers' gradients stay local).
 func NewDataParallel(cfg Config, batch int, seed int64, c Collective) (*Model, error) {
 	if c == nil || c.Size() < 1 || c.Rank() < 0 || c.Rank() >= c.Size() {
 		return nil, fmt.Errorf("fusion: data parallel needs a collective with a rank in its world")
 	}
-	return build(cfg, batch, seed, NewGroup(c), CLIP{})
+	return build(cfg, batch, seed, NewGroup(c))
 }
 
-func build(cfg Config, batch int, seed int64, group *Group, objective Loss) (*Model, error) {
+func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	objective, err := cfg.Objective()
+	if err != nil {
 		return nil, err
 	}
 	if batch < 1 {

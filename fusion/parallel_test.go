@@ -12,9 +12,19 @@ import (
 // TestDataParallelMatchesOneProcess: W ranks joined in memory, each with its share of a batch,
 // give the whole batch's loss (the mean of their local losses) and its gradients (the mean of
 // theirs), to float32 rounding, as one model with the whole batch.
+// Both losses: CLIP's with its global softmax, SigLIP's with the gathered texts.
 func TestDataParallelMatchesOneProcess(t *testing.T) {
+	for _, loss := range []string{LossCLIP, LossSigLIP} {
+		t.Run(loss, func(t *testing.T) {
+			cfg := microConfig
+			cfg.Loss = loss
+			checkDataParallel(t, cfg)
+		})
+	}
+}
+
+func checkDataParallel(t *testing.T, cfg Config) {
 	const N = 12
-	cfg := microConfig
 	images, tokens := randomBatch(cfg, N, 5)
 	one, err := New(cfg, N, 7)
 	if err != nil {
