@@ -18,7 +18,7 @@ type Memory struct {
 	Gradients   int64
 	Optimizer   int64 // AdamW's exp_avg and exp_avg_sq
 	Activations int64 // forward values and their gradients for one step of Batch pairs
-	Overhead    int64
+	Overhead    int64 // the rest of the process, parameter-sized copies included
 	Batch       int
 }
 
@@ -35,8 +35,8 @@ func (m Memory) PerPair() int64 {
 	return m.Activations / int64(m.Batch)
 }
 
-// String is the estimate for a log line: "1.9 GiB (12.3 M parameters 47 MiB, gradients 47 MiB,
-// AdamW 94 MiB, activations for batch 128 1.6 GiB, runtime 150 MiB)".
+// String is the estimate for a log line: "568 MiB (7.2 M parameters 27 MiB, gradients 27 MiB,
+// AdamW state 55 MiB, activations for batch 128 285 MiB, runtime 174 MiB)".
 func (m Memory) String() string {
 	return fmt.Sprintf("%s (%.1f M parameters %s, gradients %s, AdamW state %s, activations for batch %d %s, runtime %s)",
 		Bytes(m.Total()), float64(m.ParamCount)/1e6, Bytes(m.Params), Bytes(m.Gradients), Bytes(m.Optimizer), m.Batch,
@@ -56,15 +56,22 @@ func Bytes(n int64) string {
 }
 
 // Calibration of EstimateMemory against the peak RSS (/usr/bin/time -v) of `clipgo pretrain`
-// (prepared synthetic shards, 2 cores, 2026-12; see the table in EstimateMemory's comment).
-// The analytic activation count (the values a step's forward pass keeps, see below) is
-// multiplied by activationFactor: gorgonia keeps a gradient beside every forward value and a
-// few more temporaries (transposes, im2col copies, broadcast scratch). overheadBytes is the
-// process without the model: Go runtime, the tokenizer (CLIP vocab and its caches), OpenBLAS
-// buffers, the input pipeline's decode workers and prefetched batches.
+// (3 steps on prepared synthetic shards, no validation, 2 cores, 2026-12-06; the table is in
+// EstimateMemory's comment). The analytic activation count (the values one step's forward
+// pass keeps, below) times activationFactor is what a pair of the batch adds to the peak:
+// the count is of every intermediate, but gorgonia frees or reuses some of them. The ResNet
+// count is scaled by resnetFactor on top: its convolutions keep more than the count (batch
+// norm's centred and normalised maps, the transposes of channels-last products).
+// paramCopies is what the process holds in parameter-sized buffers beyond the parameters,
+// gradients and AdamW moments counted apart (the graph's value and gradient nodes beside the
+// flat buffers, the checkpoint writer's); overheadBytes is the rest of the process: Go
+// runtime, tokenizer (the CLIP vocabulary), OpenBLAS, the input pipeline's workers and
+// prefetched batches.
 const (
-	activationFactor = 2.6
-	overheadBytes    = 120 << 20
+	activationFactor = 0.54
+	resnetFactor     = 1.87
+	paramCopies      = 3.2
+	overheadBytes    = 86 << 20
 	floatBytes       = 4
 )
 
@@ -76,21 +83,24 @@ const (
 // norm and ReLU outputs at each stage's resolution), and the batch × batch logits of the
 // contrastive loss (both directions, softmax and gradients).
 //
-// Calibrated against the measured peak RSS of `clipgo pretrain` (estimate / measured):
+// Calibrated against the measured peak RSS of a short `clipgo pretrain` (estimate / measured
+// MiB, vocab 49,408 for all three):
 //
-//	tiny (vocab 49408, ctx 32)   batch 32: 346 / 333 MiB (+4%)   batch 128:  652 / 664 MiB (-2%)
-//	small                        batch 16: 861 / 890 MiB (-3%)   batch 64:  1787 / 1745 MiB (+2%)
-//	rn50-tiny (vocab 49408)      batch 16: 419 / 474 MiB (-12%)  batch 64:  1041 / 1121 MiB (-7%)
+//	tiny (context 32)       batch 32:  354 / 361 (-2%)    batch 128:  568 / 600 (-5%)
+//	small (context 77)      batch 16:  818 / 792 (+3%)    batch 64:  1433 / 1334 (+7%)
+//	rn50-tiny (context 32)  batch 16:  553 / 571 (-3%)    batch 64:   960 / 978 (-2%)
 //
-// so expect it within about ±15% of the peak for these shapes; it is meant to refuse runs
-// that cannot fit (a batch of 100,000, a vocab of 10⁹), not to budget to the last megabyte.
-// Saturates at math.MaxInt64 instead of overflowing.
+// so expect it within about ±10% of the peak for shapes like these (larger models and
+// batches were not measured here); it is meant to refuse runs that cannot fit (a batch of
+// 100,000, a vocabulary of millions), not to budget to the last megabyte. It saturates at
+// math.MaxInt64 instead of overflowing.
 func EstimateMemory(cfg Config, batch int) Memory {
 	b := float64(max(batch, 0))
 	var params, act float64 // counts of float32 values
 	var vp, va float64
 	if cfg.Vision.Type == vision.TypeResNet {
 		vp, va = resnetCounts(cfg.Vision, cfg.EmbedDim)
+		va *= resnetFactor
 	} else {
 		vp, va = vitCounts(cfg.Vision, cfg.EmbedDim)
 	}
@@ -98,18 +108,15 @@ func EstimateMemory(cfg Config, batch int) Memory {
 	params = vp + tp + 1 // + logit_scale
 	// Features, their L2 normalisation, the logits both ways, softmaxes and their gradients.
 	act = b*(va+ta+6*float64(cfg.EmbedDim)) + 8*b*b
-	m := Memory{
-		ParamCount: sat(params),
-		Params:     sat(params * floatBytes),
-		Gradients:  sat(params * floatBytes),
-		Optimizer:  sat(2 * params * floatBytes),
-		// The token embedding's gradient is kept sparse (only the rows a batch uses), but the
-		// dense one exists while AdamW moves every row: counted in Gradients.
+	return Memory{
+		ParamCount:  sat(params),
+		Params:      sat(params * floatBytes),
+		Gradients:   sat(params * floatBytes),
+		Optimizer:   sat(2 * params * floatBytes),
 		Activations: sat(activationFactor * act * floatBytes),
-		Overhead:    overheadBytes,
+		Overhead:    satAdd(overheadBytes, sat(paramCopies*params*floatBytes)),
 		Batch:       batch,
 	}
-	return m
 }
 
 // blockCounts returns a transformer block's parameters and the values it keeps per sample of

@@ -18,8 +18,30 @@ type Config struct {
 	MLPRatio      float64 `yaml:"mlp_ratio" json:"mlp_ratio"` // MLP hidden width / Width (4 in CLIP)
 }
 
-// Validate refuses impossible sizes, naming the key.
+// Limits on the text tower's sizes, generous (the CLIP vocabulary is 49,408 ids; the largest
+// open_clip text towers are width 1280, 32 layers, 20 heads) but finite, so that sizes read
+// from outside (a config, a checkpoint's metadata) cannot make clipgo allocate blindly.
+const (
+	MaxVocabSize = 1 << 22
+	MaxWidth     = 16384
+	MaxLayers    = 1024
+	MaxHeads     = 1024
+	MaxMLPRatio  = 64
+)
+
+// Validate refuses impossible sizes and sizes beyond the limits above, naming the key.
 func (c Config) Validate() error {
+	for _, f := range []struct {
+		key      string
+		val, max int
+	}{{"vocab_size", c.VocabSize, MaxVocabSize}, {"width", c.Width, MaxWidth}, {"layers", c.Layers, MaxLayers}, {"heads", c.Heads, MaxHeads}} {
+		if f.val > f.max {
+			return fmt.Errorf("model.text.%s %d is over the limit %d", f.key, f.val, f.max)
+		}
+	}
+	if c.MLPRatio > MaxMLPRatio {
+		return fmt.Errorf("model.text.mlp_ratio %g is over the limit %d", c.MLPRatio, MaxMLPRatio)
+	}
 	switch {
 	case c.ContextLength < 2 || c.ContextLength > tokenizer.MaxContextLength:
 		return fmt.Errorf("model.text.context_length %d is outside [2, %d]", c.ContextLength, tokenizer.MaxContextLength)

@@ -39,8 +39,25 @@ const (
 // pool: the stem's stride 2 and pool 2, and the stride 2 of three stages.
 const ResNetReduction = 32
 
-// Validate refuses impossible sizes, naming the key.
+// Limits on a tower's sizes, generous (ViT-L/14@336: image 336, patch 14, width 1024, 24
+// layers, 16 heads; ViT-bigG/14: width 1664, 48 layers; RN50x64: width 128) but finite, so that
+// sizes read from outside (a config, a checkpoint's metadata) cannot make clipgo allocate
+// blindly: whether a model within them fits the machine is fusion.EstimateMemory's question.
+const (
+	MaxImageSize   = 4096
+	MaxPatchSize   = 1024
+	MaxWidth       = 16384 // ViT token width
+	MaxResNetWidth = 4096  // ResNet stem width (its last stage is 32 times wider)
+	MaxLayers      = 1024  // ViT blocks; ResNet blocks per stage
+	MaxHeads       = 1024
+	MaxMLPRatio    = 64
+)
+
+// Validate refuses impossible sizes and sizes beyond the limits above, naming the key.
 func (c Config) Validate() error {
+	if err := c.checkLimits(); err != nil {
+		return err
+	}
 	switch c.Type {
 	case "", TypeViT:
 		return c.validateViT()
@@ -48,6 +65,31 @@ func (c Config) Validate() error {
 		return c.validateResNet()
 	}
 	return fmt.Errorf("model.vision.type %q is not a known image tower (want %q or %q)", c.Type, TypeViT, TypeResNet)
+}
+
+func (c Config) checkLimits() error {
+	width := MaxWidth
+	if c.Type == TypeResNet {
+		width = MaxResNetWidth
+	}
+	for _, f := range []struct {
+		key      string
+		val, max int
+	}{{"image_size", c.ImageSize, MaxImageSize}, {"patch_size", c.PatchSize, MaxPatchSize}, {"width", c.Width, width},
+		{"layers", c.Layers, MaxLayers}, {"heads", c.Heads, MaxHeads}} {
+		if f.val > f.max {
+			return fmt.Errorf("model.vision.%s %d is over the limit %d", f.key, f.val, f.max)
+		}
+	}
+	for _, n := range c.StageLayers {
+		if n > MaxLayers {
+			return fmt.Errorf("model.vision.stage_layers %v: %d blocks in a stage is over the limit %d", c.StageLayers, n, MaxLayers)
+		}
+	}
+	if c.MLPRatio > MaxMLPRatio {
+		return fmt.Errorf("model.vision.mlp_ratio %g is over the limit %d", c.MLPRatio, MaxMLPRatio)
+	}
+	return nil
 }
 
 func (c Config) validateViT() error {
