@@ -17,27 +17,42 @@ type Config struct {
 	QuickGELU bool          `yaml:"quick_gelu" json:"quick_gelu"` // OpenAI's x·σ(1.702x) instead of erf GELU
 	Vision    vision.Config `yaml:"vision" json:"vision"`
 	Text      text.Config   `yaml:"text" json:"text"`
-	// Loss names the training objective: "clip" (the default when empty) or "siglip". It is
+	// Loss names the training objective: "clip" (the default when empty), "siglip" or
+	// "triplet". It is
 	// the model's, not only the trainer's, because a loss may own parameters (SigLIP's
 	// logit_bias) that the checkpoint then holds.
-	Loss string `yaml:"loss,omitempty" json:"loss,omitempty"`
+	Loss    string        `yaml:"loss,omitempty" json:"loss,omitempty"`
+	Triplet TripletConfig `yaml:"triplet,omitempty" json:"triplet,omitempty"` // the margin loss (model.loss triplet, or added to clip)
 }
 
 // Loss names.
 const (
-	LossCLIP   = "clip"
-	LossSigLIP = "siglip"
+	LossCLIP    = "clip"
+	LossSigLIP  = "siglip"
+	LossTriplet = "triplet"
 )
 
 // Objective returns the Loss c.Loss names.
 func (c Config) Objective() (Loss, error) {
+	t := c.Triplet
+	switch {
+	case t.Margin < 0 || t.Margin > 2 || t.Weight < 0 || t.Margin != t.Margin || t.Weight != t.Weight:
+		return nil, fmt.Errorf("model.triplet: margin %g must be in [0, 2] (cosines differ by at most 2) and weight %g not negative", t.Margin, t.Weight)
+	case t.Weight > 0 && c.Loss != "" && c.Loss != LossCLIP:
+		return nil, fmt.Errorf("model.triplet.weight adds the triplet loss to clip's, not to %s's", c.Loss)
+	}
 	switch c.Loss {
 	case "", LossCLIP:
+		if t.Weight > 0 {
+			return withTriplet{Triplet{t}}, nil
+		}
 		return CLIP{}, nil
 	case LossSigLIP:
 		return SigLIP{}, nil
+	case LossTriplet:
+		return Triplet{t}, nil
 	}
-	return nil, fmt.Errorf("model.loss %q is not a known loss (want %q or %q)", c.Loss, LossCLIP, LossSigLIP)
+	return nil, fmt.Errorf("model.loss %q is not a known loss (want %s, %s or %s)", c.Loss, LossCLIP, LossSigLIP, LossTriplet)
 }
 
 // Validate refuses impossible sizes, naming the key.

@@ -212,9 +212,6 @@ func (e *Encoder) Dim() int { return e.cfg.EmbedDim }
 // ImageLen returns the values of one CLIP-normalised image, 3·S·S.
 func (e *Encoder) ImageLen() int { s := e.cfg.Vision.ImageSize; return 3 * s * s }
 
-// LogitScale returns the model's learned log temperature (logits are exp of it times cosines).
-func (e *Encoder) LogitScale() float32 { return e.weights[LogitScaleName].Value[0] }
-
 // Images embeds n images given as [n,3,S,S] CLIP-normalised values; the result is [n,E].
 func (e *Encoder) Images(images []float32) ([]float32, error) {
 	per := e.ImageLen()

@@ -121,9 +121,7 @@ func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.scale, _ = b.Lookup(LogitScaleName); m.scale == nil {
-		return nil, fmt.Errorf("fusion: the loss made no %s parameter", LogitScaleName)
-	}
+	m.scale, _ = b.Lookup(LogitScaleName) // nil for a loss without a temperature
 	// The logits are copied out by taps beside the loss, roots of the forward pass of their own.
 	taps := make(G.Nodes, 0, 3)
 	tap, err := nn.Tap(out.PerImage, m.logits)
@@ -205,8 +203,12 @@ func (m *Model) SetParam(name string, value []float32) error {
 	return nil
 }
 
-// ClampLogitScale keeps logit_scale in [0, ln 100], as CLIP does after each optimiser step.
+// ClampLogitScale keeps logit_scale in [0, ln 100], as CLIP does after each optimiser step
+// (a loss without a temperature has none to clamp).
 func (m *Model) ClampLogitScale() {
+	if m.scale == nil {
+		return
+	}
 	m.scale.Value[0] = float32(min(max(float64(m.scale.Value[0]), 0), MaxLogitScale))
 }
 

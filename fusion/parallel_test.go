@@ -12,12 +12,22 @@ import (
 // TestDataParallelMatchesOneProcess: W ranks joined in memory, each with its share of a batch,
 // give the whole batch's loss (the mean of their local losses) and its gradients (the mean of
 // theirs), to float32 rounding, as one model with the whole batch.
-// Both losses: CLIP's with its global softmax, SigLIP's with the gathered texts.
+// Every loss: CLIP's with its global softmax, SigLIP's with the gathered texts, the triplet
+// loss's hardest negatives over the gathered batch, and CLIP plus triplet.
 func TestDataParallelMatchesOneProcess(t *testing.T) {
-	for _, loss := range []string{LossCLIP, LossSigLIP} {
-		t.Run(loss, func(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		loss string
+		trip TripletConfig
+	}{
+		{"clip", LossCLIP, TripletConfig{}},
+		{"siglip", LossSigLIP, TripletConfig{}},
+		{"triplet", LossTriplet, TripletConfig{Margin: 0.2, Hardest: true}},
+		{"clip+triplet", LossCLIP, TripletConfig{Margin: 0.2, Weight: 0.5}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			cfg := microConfig
-			cfg.Loss = loss
+			cfg.Loss, cfg.Triplet = c.loss, c.trip
 			checkDataParallel(t, cfg)
 		})
 	}

@@ -3,6 +3,7 @@ package fusion
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -60,8 +61,28 @@ func normalizedLogits(img, txt, scale *G.Node) (*G.Node, error) {
 }
 
 // TestSigLIPMatchesPyTorch compares the loss and the gradients of raw features, scale and bias
-// with scripts/peers/siglip_loss.py (PyTorch autograd, float64).
+// with scripts/peers/losses.py (PyTorch autograd, float64).
 func TestSigLIPMatchesPyTorch(t *testing.T) {
+	// Near a trained model's values, where the bias matters: scale e^2.3, bias -2.
+	scale, bias := []float64{2.3}, []float64{-2}
+	checkLossReference(t, "siglip", map[string]any{"logit_scale": scale[0], "logit_bias": bias[0]},
+		[]string{"logit_scale", "logit_bias"}, [][]float64{scale, bias},
+		func(in G.Nodes) (*G.Node, error) {
+			l, err := normalizedLogits(in[0], in[1], in[2])
+			if err != nil {
+				return nil, err
+			}
+			return sigmoidLossOp(l, in[3], 0)
+		})
+}
+
+// checkLossReference builds a loss in float64 with build(in) — in[0] raw image features
+// [6, 5], in[1] raw text features, then a leaf of one value for each of extra, named names —
+// and compares the loss and every input's gradient with scripts/peers/losses.py LOSS, sent the
+// features and params.
+func checkLossReference(t *testing.T, loss string, params map[string]any, names []string, extra [][]float64,
+	build func(in G.Nodes) (*G.Node, error)) {
+	t.Helper()
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		py = testenv.Command(t, "python3", "apt-get install python3-torch")
@@ -75,29 +96,28 @@ func TestSigLIPMatchesPyTorch(t *testing.T) {
 	for i := range img {
 		img[i], txt[i] = rng.NormFloat64(), rng.NormFloat64()
 	}
-	// Near a trained model's values, where the bias matters: scale e^2.3, bias -2.
-	scale, bias := []float64{2.3}, []float64{-2}
 	g := G.NewGraph()
-	in := G.Nodes{must(nn.Variable(g, "img", img, B, E)), must(nn.Variable(g, "txt", txt, B, E)),
-		must(nn.Variable(g, "scale", scale, 1)), must(nn.Variable(g, "bias", bias, 1))}
-	l, err := normalizedLogits(in[0], in[1], in[2])
-	if err != nil {
-		t.Fatal(err)
+	in := G.Nodes{must(nn.Variable(g, "img", img, B, E)), must(nn.Variable(g, "txt", txt, B, E))}
+	vals := [][]float64{img, txt}
+	for i, x := range extra {
+		in = append(in, must(nn.Variable(g, names[i], x, 1)))
+		vals = append(vals, x)
 	}
-	loss, err := sigmoidLossOp(l, in[3], 0)
+	out, err := build(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := make([]float64, 1)
-	if loss, err = nn.Tap(loss, got); err != nil {
+	if out, err = nn.Tap(out, got); err != nil {
 		t.Fatal(err)
 	}
-	grads, err := G.Grad(loss, in...)
+	grads, err := G.Grad(out, in...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotGrads := [][]float64{make([]float64, B*E), make([]float64, B*E), make([]float64, 1), make([]float64, 1)}
+	gotGrads := make([][]float64, len(in))
 	for i, gn := range grads {
+		gotGrads[i] = make([]float64, len(vals[i]))
 		if _, err := nn.Store(gn, gotGrads[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -115,40 +135,45 @@ func TestSigLIPMatchesPyTorch(t *testing.T) {
 		}
 		return r
 	}
-	req, _ := json.Marshal(map[string]any{"image": rows(img), "text": rows(txt), "logit_scale": scale[0], "logit_bias": bias[0]})
-	cmd := exec.Command(py, testenv.RepoRoot(t)+"/scripts/peers/siglip_loss.py")
-	cmd.Stdin = bytes.NewReader(req)
-	out, err := cmd.Output()
+	req := map[string]any{"image": rows(img), "text": rows(txt)}
+	maps.Copy(req, params)
+	body, _ := json.Marshal(req)
+	cmd := exec.Command(py, testenv.RepoRoot(t)+"/scripts/peers/losses.py", loss)
+	cmd.Stdin = bytes.NewReader(body)
+	raw, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("siglip_loss.py: %v", err)
+		t.Fatalf("losses.py %s: %v", loss, err)
 	}
-	var ref struct {
-		Loss       float64     `json:"loss"`
-		Image      [][]float64 `json:"image"`
-		Text       [][]float64 `json:"text"`
-		LogitScale float64     `json:"logit_scale"`
-		LogitBias  float64     `json:"logit_bias"`
+	var ref map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatalf("losses.py printed %q: %v", raw, err)
 	}
-	if err := json.Unmarshal(out, &ref); err != nil {
-		t.Fatalf("siglip_loss.py printed %q: %v", out, err)
-	}
-	flat := func(r [][]float64) []float64 {
-		var x []float64
-		for _, row := range r {
-			x = append(x, row...)
+	refOf := func(key string) []float64 {
+		var x float64
+		if json.Unmarshal(ref[key], &x) == nil {
+			return []float64{x}
 		}
-		return x
+		var r [][]float64
+		if err := json.Unmarshal(ref[key], &r); err != nil {
+			t.Fatalf("losses.py %s: %v", key, err)
+		}
+		var flat []float64
+		for _, row := range r {
+			flat = append(flat, row...)
+		}
+		return flat
 	}
-	for _, c := range []struct {
+	cases := []struct {
 		name      string
 		got, want []float64
-	}{
-		{"loss", got, []float64{ref.Loss}},
-		{"d image", gotGrads[0], flat(ref.Image)},
-		{"d text", gotGrads[1], flat(ref.Text)},
-		{"d logit_scale", gotGrads[2], []float64{ref.LogitScale}},
-		{"d logit_bias", gotGrads[3], []float64{ref.LogitBias}},
-	} {
+	}{{"loss", got, refOf("loss")}, {"d image", gotGrads[0], refOf("image")}, {"d text", gotGrads[1], refOf("text")}}
+	for i, n := range names {
+		cases = append(cases, struct {
+			name      string
+			got, want []float64
+		}{"d " + n, gotGrads[2+i], refOf(n)})
+	}
+	for _, c := range cases {
 		if len(c.got) != len(c.want) {
 			t.Fatalf("%s: %d values, reference %d", c.name, len(c.got), len(c.want))
 		}
@@ -157,9 +182,9 @@ func TestSigLIPMatchesPyTorch(t *testing.T) {
 			worst = max(worst, math.Abs(c.got[i]-c.want[i]))
 			top = max(top, math.Abs(c.want[i]))
 		}
-		t.Logf("%s: max |diff| %.2e (max |ref| %.3g)", c.name, worst, top)
+		t.Logf("%s %s: max |diff| %.2e (max |ref| %.3g)", loss, c.name, worst, top)
 		if worst > 1e-10*max(1, top) {
-			t.Errorf("%s differs from PyTorch by %.3g", c.name, worst)
+			t.Errorf("%s %s differs from PyTorch by %.3g", loss, c.name, worst)
 		}
 	}
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""Training losses in PyTorch (float64), references for clipgo's fusion losses.
+
+Usage: losses.py siglip|triplet < request.json
+
+Reads one JSON object from stdin: {"image": [[...]], "text": [[...]]} (raw features, [B, E]
+each) plus the loss's own inputs, and prints the loss and its gradients with respect to every
+input as JSON ({"loss", "image", "text", ...}). Features are L2-normalised first (F.normalize).
+
+- siglip (Zhai et al. 2023, Algorithm 1; open_clip's SigLipLoss): "logit_scale" t and
+  "logit_bias" b; logits = exp(t) * img @ txt.T + b, labels 2*I - 1,
+  loss = -sum(logsigmoid(labels * logits)) / B.
+- triplet (VSE++, Faghri et al. 2018, its ContrastiveLoss): "margin" and "hardest";
+  s = img @ txt.T, cost_s = [margin + s - diag(s) (rows)]_+, cost_im = [margin + s - diag(s)
+  (columns)]_+, diagonals zeroed, max over each anchor's negatives when hardest, summed, and
+  divided by B here (clipgo's mean over anchors).
+"""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def siglip(img, txt, d, leaves):
+    t = torch.tensor(d["logit_scale"], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(d["logit_bias"], dtype=torch.float64, requires_grad=True)
+    leaves.update(logit_scale=t, logit_bias=b)
+    logits = t.exp() * img @ txt.T + b
+    labels = 2 * torch.eye(img.shape[0], dtype=torch.float64) - 1
+    return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
+def triplet(img, txt, d, leaves):
+    scores = img @ txt.T
+    diag = scores.diag().view(-1, 1)
+    eye = torch.eye(scores.shape[0], dtype=torch.bool)
+    cost_s = (d["margin"] + scores - diag).clamp(min=0).masked_fill(eye, 0)
+    cost_im = (d["margin"] + scores - diag.t()).clamp(min=0).masked_fill(eye, 0)
+    if d["hardest"]:
+        cost_s, cost_im = cost_s.max(1)[0], cost_im.max(0)[0]
+    return (cost_s.sum() + cost_im.sum()) / scores.shape[0]
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in ("siglip", "triplet"):
+        sys.exit("usage: losses.py siglip|triplet < request.json")
+    d = json.load(sys.stdin)
+    img = torch.tensor(d["image"], dtype=torch.float64, requires_grad=True)
+    txt = torch.tensor(d["text"], dtype=torch.float64, requires_grad=True)
+    leaves = {"image": img, "text": txt}
+    loss = {"siglip": siglip, "triplet": triplet}[sys.argv[1]](
+        F.normalize(img, dim=-1), F.normalize(txt, dim=-1), d, leaves)
+    loss.backward()
+    out = {"loss": loss.item()}
+    for name, x in leaves.items():
+        out[name] = x.grad.tolist() if x.dim() else x.grad.item()
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
