@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/webp"
+
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // Limits bound what Decode accepts. A zero field takes the value of DefaultLimits.
@@ -154,7 +156,7 @@ func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 		if name := knownUnsupported(b); name != "" {
 			return nil, Info{}, fmt.Errorf("%w: %s", ErrUnsupported, name)
 		}
-		return nil, Info{}, fmt.Errorf("%w: unrecognised signature %q", ErrUnsupported, sanitize(b[:min(len(b), 8)]))
+		return nil, Info{}, fmt.Errorf("%w: unrecognised signature %s", ErrUnsupported, readable.Quote(sanitize(b[:min(len(b), 8)])))
 	}
 	info.Format = f.name
 

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/clipgo/clipgo/internal/fileinput"
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // Caption file formats.
@@ -254,7 +255,7 @@ func (s *CaptionsSource) scan(ctx context.Context, r io.Reader, yield func(Item)
 // cleanCaption trims c and folds its inner white space, or says why c is rejected.
 func cleanCaption(c string, maxBytes int) (clean, reason, detail string) {
 	if !utf8.ValidString(c) {
-		return "", ReasonInvalidUTF8, fmt.Sprintf("caption %q is not valid UTF-8", truncate(c, 60))
+		return "", ReasonInvalidUTF8, fmt.Sprintf("caption %s is not valid UTF-8", readable.Quote(truncate(c, 60)))
 	}
 	c = strings.Join(strings.Fields(c), " ")
 	if c == "" {
@@ -344,7 +345,7 @@ func (p *parser) pathAndCaptions(n int, path string, caps []string) error {
 	path = strings.TrimSpace(path)
 	switch {
 	case !utf8.ValidString(path):
-		return p.bad(n, ReasonInvalidUTF8, "image path %q is not valid UTF-8", truncate(path, 60))
+		return p.bad(n, ReasonInvalidUTF8, "image path %s is not valid UTF-8", readable.Quote(truncate(path, 60)))
 	case path == "":
 		return p.bad(n, ReasonBadLine, "empty image path")
 	}
@@ -492,17 +493,17 @@ func (p *parser) jsonl(r io.Reader) error {
 		capName, capRaw := pick(p.captionCol, defaultCaptionColumns)
 		var path string
 		if imgRaw == nil || json.Unmarshal(imgRaw, &path) != nil {
-			return p.bad(n, ReasonBadLine, "no string field %q", imgName)
+			return p.bad(n, ReasonBadLine, "no string field %s", readable.Quote(imgName))
 		}
 		var caps []string
 		var one string
 		switch {
 		case capRaw == nil:
-			return p.bad(n, ReasonBadLine, "no field %q", capName)
+			return p.bad(n, ReasonBadLine, "no field %s", readable.Quote(capName))
 		case json.Unmarshal(capRaw, &one) == nil:
 			caps = []string{one}
 		case json.Unmarshal(capRaw, &caps) != nil:
-			return p.bad(n, ReasonBadLine, "field %q is neither a string nor a list of strings", capName)
+			return p.bad(n, ReasonBadLine, "field %s is neither a string nor a list of strings", readable.Quote(capName))
 		}
 		return p.pathAndCaptions(n, path, caps)
 	})

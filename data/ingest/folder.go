@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // MaxFolderClasses bounds the number of class directories ImageFolder accepts.
@@ -81,7 +83,7 @@ func (s *FolderSource) Scan(ctx context.Context, yield func(Item) error, reject 
 			}
 			if !IsImageFile(rel) {
 				return reject(Reject{Origin: path, Key: keyOf(rel), Reason: ReasonUnsupportedType,
-					Detail: fmt.Sprintf("extension %q is not an image format", filepath.Ext(rel))})
+					Detail: fmt.Sprintf("extension %s is not an image format", readable.Quote(filepath.Ext(rel)))})
 			}
 			clean, reason, detail := s.root.resolve(rel)
 			if reason != "" {

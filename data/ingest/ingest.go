@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/clipgo/clipgo/internal/fileinput"
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // Item is one image with its captions.
@@ -167,11 +168,11 @@ func newImageRoot(dir string, maxBytes int64) (*imageRoot, error) {
 // absolute paths, no climbing out with ".."), then by where their symlinks really lead.
 func (r *imageRoot) resolve(rel string) (clean, reason, detail string) {
 	if filepath.IsAbs(rel) || strings.HasPrefix(rel, "/") {
-		return "", ReasonPathEscape, fmt.Sprintf("absolute path %q; paths must be relative to the images root", rel)
+		return "", ReasonPathEscape, fmt.Sprintf("absolute path %s; paths must be relative to the images root", readable.Quote(rel))
 	}
 	rel = filepath.FromSlash(rel)
 	if !filepath.IsLocal(rel) {
-		return "", ReasonPathEscape, fmt.Sprintf("path %q leaves the images root", rel)
+		return "", ReasonPathEscape, fmt.Sprintf("path %s leaves the images root", readable.Quote(rel))
 	}
 	clean = filepath.Clean(rel)
 	real, err := filepath.EvalSymlinks(filepath.Join(r.dir, clean))

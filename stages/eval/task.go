@@ -14,6 +14,7 @@ import (
 
 	"github.com/clipgo/clipgo/configs"
 	"github.com/clipgo/clipgo/internal/config"
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // Bounds on a zero-shot task file, which may come from anywhere: ParseTask refuses more.
@@ -105,8 +106,19 @@ func ParseTask(name string, raw []byte) (Task, error) {
 	// alias bomb, which yaml.v3 also refuses) before any string is built.
 	root := node.Content[0]
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		if v := root.Content[i+1]; v.Kind == yaml.SequenceNode && len(v.Content) > max(MaxTaskClasses, MaxTaskTemplates) {
-			return fail("%s has %d entries, more than the limit", root.Content[i].Value, len(v.Content))
+		key, v := root.Content[i].Value, root.Content[i+1]
+		if v.Kind != yaml.SequenceNode {
+			continue
+		}
+		if len(v.Content) > max(MaxTaskClasses, MaxTaskTemplates) {
+			return fail("%s has %d entries, more than the limit", key, len(v.Content))
+		}
+		// yaml.v3 drops a null entry ("- " or "~") of a list of strings instead of failing,
+		// which would shift every later class name onto the wrong label.
+		for j, e := range v.Content {
+			if e.Kind == yaml.ScalarNode && e.ShortTag() == "!!null" {
+				return fail("%s[%d] (line %d) is empty: every entry needs a value, since a class's label is its position in the list", key, j, e.Line)
+			}
 		}
 	}
 	dec = yaml.NewDecoder(bytes.NewReader(raw))
@@ -136,22 +148,25 @@ func (t Task) Validate() error {
 	seen := make(map[string]int, len(t.ClassNames))
 	for i, c := range t.ClassNames {
 		if err := checkPromptText(c); err != nil {
-			return fmt.Errorf("classnames[%d] %q: %w", i, c, err)
+			return fmt.Errorf("classnames[%d] %s: %w", i, readable.Quote(c), err)
 		}
 		if strings.TrimSpace(c) == "" {
 			return fmt.Errorf("classnames[%d] is empty", i)
 		}
 		if j, dup := seen[c]; dup {
-			return fmt.Errorf("classnames[%d] %q repeats classnames[%d]: classes must be distinct", i, c, j)
+			return fmt.Errorf("classnames[%d] %s repeats classnames[%d]: classes must be distinct", i, readable.Quote(c), j)
 		}
 		seen[c] = i
 	}
 	for i, tpl := range t.Templates {
+		if strings.TrimSpace(tpl) == "" {
+			return fmt.Errorf("templates[%d] is empty", i)
+		}
 		if err := checkPromptText(tpl); err != nil {
-			return fmt.Errorf("templates[%d] %q: %w", i, tpl, err)
+			return fmt.Errorf("templates[%d] %s: %w", i, readable.Quote(tpl), err)
 		}
 		if n := strings.Count(tpl, "{}"); n != 1 {
-			return fmt.Errorf("templates[%d] %q has %d {} placeholders, want exactly one (where the class name goes)", i, tpl, n)
+			return fmt.Errorf("templates[%d] %s has %d {} placeholders, want exactly one (where the class name goes)", i, readable.Quote(tpl), n)
 		}
 	}
 	return nil

@@ -111,7 +111,7 @@ func TestParseTaskErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"no placeholder", "classnames: [a, b]\ntemplates: [\"a photo of a {}.\", \"a photo.\"]", `templates[1] "a photo." has 0 {} placeholders`},
+		{"no placeholder", "classnames: [a, b]\ntemplates: [\"a photo of a {}.\", \"a photo.\"]", `templates[1] 'a photo.' has 0 {} placeholders`},
 		{"two placeholders", "classnames: [a]\ntemplates: [\"{} and {}\"]", "has 2 {} placeholders"},
 		{"list", "- a\n- b\n", "not a mapping"},
 		{"scalar", "hello", "not a mapping"},
@@ -119,7 +119,14 @@ func TestParseTaskErrors(t *testing.T) {
 		{"unknown key", "classnames: [a]\ntemplates: [\"{}\"]\nclasses: [b]", "field classes not found"},
 		{"no classes", "templates: [\"{}\"]", "no classnames"},
 		{"no templates", "classnames: [a]", "no templates"},
-		{"duplicate class", "classnames: [a, b, a]\ntemplates: [\"{}\"]", `classnames[2] "a" repeats classnames[0]`},
+		{"duplicate class", "classnames: [a, b, a]\ntemplates: [\"{}\"]", `classnames[2] 'a' repeats classnames[0]`},
+		{"null class in a block list", "classnames:\n  - a\n  -\n  - c\ntemplates: [\"{}\"]", "classnames[1] (line 3) is empty"},
+		{"null class in a flow list", "classnames: [a, null, c]\ntemplates: [\"{}\"]", "classnames[1] (line 1) is empty"},
+		{"tilde class", "classnames: [a, b, ~]\ntemplates: [\"{}\"]", "classnames[2] (line 1) is empty"},
+		{"empty string class", "classnames: [a, \"\", c]\ntemplates: [\"{}\"]", "classnames[1] is empty"},
+		{"null template", "classnames: [a]\ntemplates:\n  - \"{}\"\n  -\n", "templates[1] (line 4) is empty"},
+		{"empty template", "classnames: [a]\ntemplates: [\"{}\", \"\"]", "templates[1] is empty"},
+		{"quoted template", "classnames: [a]\ntemplates: ['a \"photo\"']", `templates[0] 'a "photo"' has 0 {} placeholders`},
 		{"empty class", "classnames: [a, \" \"]\ntemplates: [\"{}\"]", "classnames[1] is empty"},
 		{"wrong type", "classnames: {a: 1}\ntemplates: [\"{}\"]", "cannot unmarshal"},
 		{"two documents", "classnames: [a]\ntemplates: [\"{}\"]\n---\nclassnames: [b]\n", "more than one YAML document"},
@@ -363,7 +370,7 @@ func TestZeroShotErrors(t *testing.T) {
 		{"no checkpoint", ZeroShotOptions{Data: data, Task: "synthetic"}, "--checkpoint is required"},
 		{"run without checkpoints", ZeroShotOptions{Checkpoint: t.TempDir(), Data: data, Task: "synthetic"}, "no complete checkpoint"},
 		{"not a checkpoint", ZeroShotOptions{Checkpoint: notCkpt, Data: data, Task: "synthetic"}, "checkpoint: " + notCkpt},
-		{"template without {}", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: badTemplate}, `templates[0] "a photo" has 0 {} placeholders`},
+		{"template without {}", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: badTemplate}, `templates[0] 'a photo' has 0 {} placeholders`},
 		{"unknown task format", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: "task.csv"}, "unknown file format"},
 		{"class count mismatch", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: "cifar10"}, "names 48 classes but task cifar10 has 10"},
 		{"labels beyond the task", ZeroShotOptions{Checkpoint: ckpt, Data: liar, Task: writeTask(t, "red circle", "red square")}, "but task"},

@@ -24,7 +24,9 @@ import (
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/ingest"
 	"github.com/clipgo/clipgo/data/shard"
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/internal/runlock"
 	"github.com/clipgo/clipgo/pipeline"
 	"github.com/clipgo/clipgo/stages/internal/humanize"
 )
@@ -105,12 +107,39 @@ const (
 // goroutines, and writes the train/val (and source-forced) splits as Parquet shards with a
 // manifest. Bad records are skipped and counted by reason, or stop the run with cfg.Strict.
 // Shard contents do not depend on the number of workers.
-func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer) (Summary, error) {
+func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer) (_ Summary, err error) {
 	start := time.Now()
 	if err := cfg.validate(); err != nil {
 		return Summary{}, err
 	}
-	src, err := cfg.openSource()
+	if log == nil {
+		log = slog.Default()
+	}
+	// One writer per dataset directory: the lock is taken before the directory is judged
+	// (a manifest present or not) and held until the manifest is written, so two prepares into
+	// one --out cannot both find it free. The lock file lives inside the directory, so nothing
+	// below removes the directory while holding it.
+	_, statErr := os.Stat(cfg.Out)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	lock, err := runlock.Acquire(cfg.Out, "prepare")
+	if err != nil {
+		return Summary{}, fmt.Errorf("prepare: %w", err)
+	}
+	defer func() {
+		if rerr := lock.Release(); rerr != nil && err == nil {
+			err = fmt.Errorf("prepare: %w", rerr)
+		}
+		if err != nil && created {
+			os.Remove(cfg.Out) // only when this run made it and left it empty (no shard, no rejects)
+		}
+	}()
+	if w := lock.Warning(); w != "" {
+		log.Warn(w)
+	}
+	if err := claimOutDir(cfg.Out); err != nil {
+		return Summary{}, err
+	}
+	src, err := cfg.openSource(ctx)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -118,9 +147,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 		if cfg.ValFraction, err = valThreshold(ctx, src, cfg.Seed, cfg.ValCount); err != nil {
 			return Summary{}, err
 		}
-	}
-	if err := claimOutDir(cfg.Out); err != nil {
-		return Summary{}, err
 	}
 	rejects, err := newRejectLog(filepath.Join(cfg.Out, RejectsName), cfg.Strict)
 	if err != nil {
@@ -201,7 +227,7 @@ func (cfg *Config) validate() error {
 		return errors.New("prepare: --out is required")
 	case cfg.ImageSize < 8 || cfg.ImageSize > 4096:
 		return fmt.Errorf("prepare: --image-size %d is outside [8, 4096]", cfg.ImageSize)
-	case cfg.ValFraction < 0 || cfg.ValFraction >= 1:
+	case !(cfg.ValFraction >= 0 && cfg.ValFraction < 1): // NaN too
 		return fmt.Errorf("prepare: --val-fraction %g is outside [0, 1)", cfg.ValFraction)
 	case cfg.ValCount < 0:
 		return fmt.Errorf("prepare: --val-count %d is negative", cfg.ValCount)
@@ -217,7 +243,7 @@ func (cfg *Config) validate() error {
 	return nil
 }
 
-func (cfg *Config) openSource() (ingest.Source, error) {
+func (cfg *Config) openSource(ctx context.Context) (ingest.Source, error) {
 	need := func(flag, v string) error {
 		if v == "" {
 			return fmt.Errorf("prepare --source %s: %s is required", cfg.Source, flag)
@@ -233,7 +259,7 @@ func (cfg *Config) openSource() (ingest.Source, error) {
 		if err := errors.Join(need("--captions", cfg.Captions.File), need("--images", cfg.Captions.Images)); err != nil {
 			return nil, err
 		}
-		return ingest.Captions(cfg.Captions)
+		return ingest.CaptionsContext(ctx, cfg.Captions)
 	case "imagefolder":
 		if err := need("--root", cfg.Root); err != nil {
 			return nil, err
@@ -305,14 +331,11 @@ func keyFraction(seed int64, key string) float64 {
 	return float64(z>>11) / (1 << 53)
 }
 
-// claimOutDir creates dir, refusing one that already holds a dataset: prepare never
-// overwrites data a user may still need.
+// claimOutDir refuses a directory (already created and locked by Run) that holds a dataset:
+// prepare never overwrites data a user may still need.
 func claimOutDir(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, shard.ManifestName)); err == nil {
+	if _, err := os.Lstat(filepath.Join(dir, shard.ManifestName)); err == nil {
 		return fmt.Errorf("prepare: %s already holds a dataset (%s); choose another --out or remove it", dir, shard.ManifestName)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("prepare: %w", err)
 	}
 	return nil
 }
@@ -336,6 +359,8 @@ func encodeItem(it ingest.Item, resizer imageproc.Resizer, limits imageproc.Limi
 			return reject(ingest.ReasonMissingFile, err)
 		case errors.Is(err, ingest.ErrTooLarge):
 			return reject(ingest.ReasonFileTooLarge, err)
+		case errors.Is(err, fileinput.ErrNotRegular): // e.g. a FIFO swapped in after the scan
+			return reject(ingest.ReasonNotAFile, err)
 		case err != nil:
 			return reject(ReasonReadError, err)
 		}

@@ -15,12 +15,18 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/clipgo/clipgo/data/shard"
+	"github.com/clipgo/clipgo/internal/fileinput"
+	"github.com/clipgo/clipgo/internal/runlock"
 	"github.com/clipgo/clipgo/stages/internal/stagetest"
 	"github.com/clipgo/clipgo/stages/prepare"
 )
@@ -77,6 +83,63 @@ func TestPrepareRefusesAnExistingDataset(t *testing.T) {
 	}
 }
 
+func TestPrepareRefusesADirectoryAnotherWriterHolds(t *testing.T) {
+	cfg := stagetest.PrepareConfig(filepath.Join(t.TempDir(), "ds"))
+	cfg.Source, cfg.Synthetic.N = "synthetic", 5
+	held, err := runlock.Acquire(cfg.Out, "prepare")
+	stagetest.Must(t, err)
+	_, err = prepare.Run(context.Background(), cfg, stagetest.Quiet, io.Discard)
+	if !errors.Is(err, runlock.ErrHeld) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("prepare into a locked directory: err = %v, want runlock.ErrHeld naming pid %d", err, os.Getpid())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, runlock.FileName)); err != nil {
+		t.Fatalf("the refused prepare touched the holder's lock file: %v", err)
+	}
+	stagetest.Must(t, held.Release())
+	stagetest.Prepare(t, cfg) // free again
+	if _, err := os.Stat(filepath.Join(cfg.Out, runlock.FileName)); err == nil {
+		t.Error("prepare left its lock file behind")
+	}
+}
+
+func TestPrepareTakesOverTheLockOfADeadProcess(t *testing.T) {
+	cfg := stagetest.PrepareConfig(filepath.Join(t.TempDir(), "ds"))
+	cfg.Source, cfg.Synthetic.N = "synthetic", 5
+	stagetest.Must(t, os.MkdirAll(cfg.Out, 0o755))
+	// What kill -9 leaves: the record, no flock.
+	stale := `{"pid":999999,"host":"elsewhere","what":"prepare","command":"clipgo prepare","since":"2026-01-02T03:04:05Z"}` + "\n"
+	stagetest.Must(t, os.WriteFile(filepath.Join(cfg.Out, runlock.FileName), []byte(stale), 0o644))
+	var logs bytes.Buffer
+	_, err := prepare.Run(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), io.Discard)
+	stagetest.Must(t, err)
+	if !strings.Contains(logs.String(), "took over the lock of pid 999999") {
+		t.Errorf("no warning about the dead holder; logs:\n%s", logs.String())
+	}
+}
+
+func TestPrepareRefusesANamedPipeAsCaptions(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "captions.tsv")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	cfg := stagetest.PrepareConfig(filepath.Join(dir, "ds"))
+	cfg.Source, cfg.Captions.File, cfg.Captions.Images = "captions", fifo, dir
+	done := make(chan error, 1)
+	go func() { _, err := prepare.Run(context.Background(), cfg, stagetest.Quiet, io.Discard); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, fileinput.ErrNotRegular) || !strings.Contains(err.Error(), fifo) {
+			t.Fatalf("err = %v, want one naming %s as not a regular file", err, fifo)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("prepare blocked on a named pipe")
+	}
+	if _, err := os.Stat(cfg.Out); err == nil {
+		t.Errorf("the refused prepare left %s behind", cfg.Out)
+	}
+}
+
 func TestPrepareConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -89,6 +152,8 @@ func TestPrepareConfigErrors(t *testing.T) {
 		{"bad mode", func(c *prepare.Config) { c.ResizeMode = "stretch" }, "--resize-mode"},
 		{"bad size", func(c *prepare.Config) { c.ImageSize = 2 }, "--image-size"},
 		{"bad fraction", func(c *prepare.Config) { c.ValFraction = 1 }, "--val-fraction"},
+		{"NaN fraction", func(c *prepare.Config) { c.ValFraction = math.NaN() }, "--val-fraction NaN is outside [0, 1)"},
+		{"negative fraction", func(c *prepare.Config) { c.ValFraction = -0.1 }, "--val-fraction"},
 		{"captions without file", func(c *prepare.Config) { c.Source = "captions" }, "--captions is required"},
 		{"idx without files", func(c *prepare.Config) { c.Source = "idx" }, "--idx-images is required"},
 		{"parquet without match", func(c *prepare.Config) { c.Source, c.Input = "parquet", "/nonexistent/*.parquet" }, "matches no file"},
