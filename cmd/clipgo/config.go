@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // addConfigFlag gives cmd a --config FILE flag: a YAML mapping whose keys are the command's own
@@ -35,14 +36,7 @@ func addConfigFlag(cmd *cobra.Command) {
 const maxConfigBytes = 1 << 20
 
 func applyConfigFile(flags *pflag.FlagSet, path string) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if info.Size() > maxConfigBytes {
-		return fmt.Errorf("config %s: %d bytes, larger than the %d-byte limit for a recipe", path, info.Size(), maxConfigBytes)
-	}
-	raw, err := os.ReadFile(path)
+	raw, err := fileinput.ReadFile(path, maxConfigBytes) // a FIFO is refused, not waited on; the size is bounded
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

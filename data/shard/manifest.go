@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // SchemaVersion is the version of the dataset layout and Record schema this package writes
@@ -122,7 +122,7 @@ func WriteManifest(dir string, m *Manifest) error {
 // trailing value or another schema version are errors.
 func ReadManifest(dir string) (*Manifest, error) {
 	p := filepath.Join(dir, ManifestName)
-	f, err := os.Open(p)
+	f, err := fileinput.OpenRegular(p) // a FIFO is refused, not waited on
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // ErrCorrupt marks a file that is not valid Parquet or contradicts its own metadata.
@@ -25,9 +27,9 @@ type parquetFile struct {
 // openParquet opens path and parses its footer, bounding the footer size before
 // parquet-go allocates it and converting a parquet-go panic into an error.
 func openParquet(path string, lim Limits) (_ *parquetFile, err error) {
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path) // a FIFO is refused, not waited on
 	if err != nil {
-		return nil, fmt.Errorf("shard %s: %w", path, err)
+		return nil, fmt.Errorf("shard: %w", err)
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // MaxBytes bounds a config file: configs are a screenful of keys, never megabytes.
@@ -27,7 +28,7 @@ func ReadFile(fsys fs.FS, path string) ([]byte, error) {
 	var f io.ReadCloser
 	var err error
 	if fsys == nil {
-		f, err = os.Open(path)
+		f, err = fileinput.OpenRegular(path) // a FIFO is refused, not waited on
 	} else {
 		f, err = fsys.Open(path)
 	}
@@ -37,7 +38,7 @@ func ReadFile(fsys fs.FS, path string) ([]byte, error) {
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config: %w", err) // a read error names the file already
 	}
 	if len(b) > MaxBytes {
 		return nil, fmt.Errorf("config %s: larger than the %d-byte limit", path, MaxBytes)

@@ -368,7 +368,7 @@ func TestZeroShotErrors(t *testing.T) {
 	}{
 		{"missing checkpoint", ZeroShotOptions{Checkpoint: filepath.Join(t.TempDir(), "none.safetensors"), Data: data, Task: "synthetic"}, "no such file"},
 		{"no checkpoint", ZeroShotOptions{Data: data, Task: "synthetic"}, "--checkpoint is required"},
-		{"run without checkpoints", ZeroShotOptions{Checkpoint: t.TempDir(), Data: data, Task: "synthetic"}, "no complete checkpoint"},
+		{"run without checkpoints", ZeroShotOptions{Checkpoint: t.TempDir(), Data: data, Task: "synthetic"}, "no checkpoint in"},
 		{"not a checkpoint", ZeroShotOptions{Checkpoint: notCkpt, Data: data, Task: "synthetic"}, "checkpoint: " + notCkpt},
 		{"template without {}", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: badTemplate}, `templates[0] 'a photo' has 0 {} placeholders`},
 		{"unknown task format", ZeroShotOptions{Checkpoint: ckpt, Data: data, Task: "task.csv"}, "unknown file format"},

@@ -4,11 +4,13 @@ package evalfile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // The tasks of a result, CLIP_benchmark's names.
@@ -93,23 +95,32 @@ func Write(path string, res Result, det Details) error {
 	return nil
 }
 
-// Read reads a result and, when present, its details.
+// MaxBytes bounds a result or details file that Read reads: they are outside input, read
+// whole into memory. Zero-shot details stay far below it (see Details.TopConfusions).
+const MaxBytes = 64 << 20
+
+// Read reads a result and, when present, its details. Each must be a regular file of at
+// most MaxBytes (a named pipe is refused by name, not waited on); its errors name the file.
 func Read(path string) (Result, *Details, error) {
 	var res Result
-	raw, err := os.ReadFile(path)
+	raw, err := fileinput.ReadFile(path, MaxBytes)
 	if err != nil {
 		return res, nil, err
 	}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return res, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	raw, err = os.ReadFile(DetailsPath(path))
-	if err != nil {
+	dpath := DetailsPath(path)
+	raw, err = fileinput.ReadFile(dpath, MaxBytes)
+	if errors.Is(err, fs.ErrNotExist) {
 		return res, nil, nil
+	}
+	if err != nil {
+		return res, nil, err
 	}
 	var det Details
 	if err := json.Unmarshal(raw, &det); err != nil {
-		return res, nil, fmt.Errorf("%s: %w", DetailsPath(path), err)
+		return res, nil, fmt.Errorf("%s: %w", dpath, err)
 	}
 	return res, &det, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // Limits bound what Open accepts from an index file, which is untrusted input: a
@@ -70,7 +71,7 @@ type Reader struct {
 func Open(path string, lim Limits) (ix *Reader, err error) {
 	lim = lim.withDefaults()
 	fail := func(err error) (*Reader, error) { return nil, fmt.Errorf("index %s: %w", path, err) }
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path) // a FIFO is refused, not waited on
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

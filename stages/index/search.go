@@ -13,13 +13,13 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/stages/internal/evalmodel"
 )
 
@@ -150,14 +150,9 @@ func searchEmbedQuery(opt SearchOptions, em *evalmodel.Model) ([]float32, []byte
 		q, err := enc.Texts([]string{opt.Query})
 		return q, nil, err
 	}
-	f, err := os.Open(opt.Image)
+	b, err := fileinput.ReadFile(opt.Image, int64(imageproc.DefaultLimits.MaxBytes)) // a FIFO is refused, not waited on
 	if err != nil {
 		return nil, nil, fmt.Errorf("query image: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(imageproc.DefaultLimits.MaxBytes)+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("query image %s: %w", opt.Image, err)
 	}
 	img, _, err := imageproc.Decode(b, imageproc.DefaultLimits)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/internal/plots"
 	"github.com/clipgo/clipgo/stages/evalfile"
 	"github.com/clipgo/clipgo/stages/runlog"
@@ -32,7 +33,9 @@ const (
 	// MaxConfigBytes is the largest config.yaml Write shows.
 	MaxConfigBytes = 1 << 20
 	// MaxEvalBytes is the largest evaluation result, or its details, Write reads.
-	MaxEvalBytes = 64 << 20
+	MaxEvalBytes = evalfile.MaxBytes
+	// maxFigureBytes is the largest PNG Write inlines.
+	maxFigureBytes = 64 << 20
 	// MaxEvalFiles is the most evaluation results one report shows.
 	MaxEvalFiles = 64
 	// MaxExamples is the most retrieval examples shown per evaluation and direction.
@@ -122,7 +125,7 @@ func Write(opts Options) (string, error) {
 
 // readConfig returns the run's config.yaml as text to show.
 func readConfig(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path) // a FIFO is refused, not waited on
 	if err != nil {
 		return "", fmt.Errorf("config: %w", err)
 	}
@@ -164,14 +167,9 @@ func readEvals(dir string) ([]loadedEval, error) {
 			return nil, fmt.Errorf("evaluations %s: more than %d results", dir, MaxEvalFiles)
 		}
 		path := filepath.Join(dir, name)
-		for _, p := range []string{path, evalfile.DetailsPath(path)} {
-			if st, err := os.Stat(p); err == nil && st.Size() > MaxEvalBytes {
-				return nil, fmt.Errorf("evaluation %s: %d bytes, limit %d", p, st.Size(), MaxEvalBytes)
-			}
-		}
-		res, det, err := evalfile.Read(path)
+		res, det, err := evalfile.Read(path) // bounded by MaxEvalBytes; its errors name the file
 		if err != nil {
-			return nil, fmt.Errorf("evaluation %s: %w", path, err)
+			return nil, fmt.Errorf("evaluation: %w", err)
 		}
 		if res.Task == "" || res.Metrics == nil {
 			return nil, fmt.Errorf("evaluation %s: not a CLIP_benchmark result (no task or metrics)", path)
@@ -335,7 +333,7 @@ func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 
 // pngFigure reads a PNG into a figure with a data URI.
 func pngFigure(title, path string) (figure, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := fileinput.ReadFile(path, maxFigureBytes)
 	if err != nil {
 		return figure{}, err
 	}

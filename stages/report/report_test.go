@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
@@ -355,6 +357,18 @@ func TestReportErrors(t *testing.T) {
 		{"malformed details", func(t *testing.T, run string) {
 			stagetest.Must(t, os.WriteFile(filepath.Join(run, "eval", "zeroshot.details.json"), []byte(`{"confusion_matrix": "no"}`), 0o644))
 		}, []string{"zeroshot.details.json", "cannot unmarshal"}},
+		{"eval is a named pipe", func(t *testing.T, run string) {
+			if err := syscall.Mkfifo(filepath.Join(run, "eval", "fifo.json"), 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+		}, []string{"fifo.json is a named pipe (FIFO), not a regular file"}},
+		{"details are a named pipe", func(t *testing.T, run string) {
+			p := filepath.Join(run, "eval", "zeroshot.details.json")
+			stagetest.Must(t, os.Remove(p))
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+		}, []string{"zeroshot.details.json is a named pipe (FIFO)"}},
 		{"not a result", func(t *testing.T, run string) {
 			stagetest.Must(t, os.WriteFile(filepath.Join(run, "eval", "other.json"), []byte(`{"hello": 1}`), 0o644))
 		}, []string{"other.json", "not a CLIP_benchmark result"}},
@@ -381,7 +395,41 @@ func TestReportErrors(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
+			// The file a message is about is named once, not once per wrapping layer.
+			if f := strings.Fields(tc.want[0])[0]; strings.HasSuffix(f, ".json") && strings.Count(err.Error(), f) != 1 {
+				t.Errorf("error %q names %s %d times", err, f, strings.Count(err.Error(), f))
+			}
 		})
+	}
+}
+
+// TestReportNotesANamedPipeAsConfig: a FIFO in place of config.yaml is noted in the page,
+// not waited on.
+func TestReportNotesANamedPipeAsConfig(t *testing.T) {
+	run := fakeRun(t, true)
+	p := filepath.Join(run, "config.yaml")
+	os.Remove(p)
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	var page string
+	go func() {
+		path, err := Write(Options{RunDir: run, Out: t.TempDir()})
+		if err == nil {
+			raw, _ := os.ReadFile(path)
+			page = string(raw)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		stagetest.Must(t, err)
+		if !strings.Contains(page, "config.yaml is a named pipe (FIFO), not a regular file") {
+			t.Error("the page does not say config.yaml is a named pipe")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("report blocked on a named pipe as config.yaml")
 	}
 }
 

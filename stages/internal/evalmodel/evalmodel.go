@@ -13,6 +13,7 @@ import (
 
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/config"
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/stages/runlog"
 )
@@ -54,7 +55,7 @@ func Open(path string, batch int) (*Model, error) {
 	}
 	enc, err := fusion.LoadEncoder(path, batch)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+		return nil, err // it names the checkpoint already
 	}
 	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
 }
@@ -66,8 +67,9 @@ func Describe(path string, cfg fusion.Config) string {
 	v, t := cfg.Vision, cfg.Text
 	d := fmt.Sprintf("ViT-%d/%d w%d L%d, text w%d L%d ctx%d, embed %d",
 		v.PatchSize, v.ImageSize, v.Width, v.Layers, t.Width, t.Layers, t.ContextLength, cfg.EmbedDim)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), runlog.ConfigName))
-	if err != nil || len(raw) > config.MaxBytes {
+	// A FIFO or device there is passed over, not waited on.
+	raw, err := fileinput.ReadFile(filepath.Join(filepath.Dir(path), runlog.ConfigName), config.MaxBytes)
+	if err != nil {
 		return d
 	}
 	var run struct {
