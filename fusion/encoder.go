@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 
 	"github.com/clipgo/clipgo/nn"
-	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/text/tokenizer"
 	"github.com/clipgo/clipgo/vision"
@@ -81,31 +81,37 @@ func (g *towerGraph[T]) close() {
 // NewEncoder returns the inference path over m's weights, read in place (a trainer's
 // validation sees each step's weights), for batches of up to m.Batch() rows.
 func NewEncoder(m *Model) (*Encoder, error) {
-	weights := make(map[string]*nn.Param, len(m.Params()))
-	for _, p := range m.Params() {
-		weights[p.Name] = p
-	}
-	return newEncoder(m.cfg, m.batch, weights)
+	return NewEncoderFrom(m.cfg, m.Params(), m.batch)
 }
 
-// LoadEncoder returns the inference path for the model a checkpoint records, with its
-// weights, for batches of up to maxBatch rows. No training graph is built, and the model file
-// alone will do: the optimiser file beside it is not read.
+// LoadEncoder returns the inference path for the model in a weights file, for batches of up
+// to maxBatch rows: a clipgo checkpoint (the model file alone will do: the optimiser file
+// beside it is not read) or an open_clip state dict, as ReadWeights reads them (a state dict
+// without a clipgo config is taken to use GELU; ReadWeights and NewEncoderFrom serve QuickGELU
+// models). No training graph is built.
 func LoadEncoder(path string, maxBatch int) (*Encoder, error) {
-	cfg, err := ReadConfig(path)
+	cfg, params, err := ReadWeights(path, false)
 	if err != nil {
 		return nil, err
 	}
-	params, err := WeightsOf(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkpoint.LoadWeights(path, params); err != nil {
-		return nil, err
-	}
+	return NewEncoderFrom(cfg, params, maxBatch)
+}
+
+// NewEncoderFrom returns the inference path for a model of cfg with the given weights (every
+// tensor of WeightsOf(cfg), read in place), for batches of up to maxBatch rows.
+func NewEncoderFrom(cfg Config, params []*nn.Param, maxBatch int) (*Encoder, error) {
 	weights := make(map[string]*nn.Param, len(params))
 	for _, p := range params {
 		weights[p.Name] = p
+	}
+	want, err := WeightsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range want {
+		if p, ok := weights[w.Name]; !ok || !slices.Equal(p.Shape, w.Shape) || len(p.Value) != w.Size() {
+			return nil, fmt.Errorf("encoder: no weights %s %v for this model", w.Name, w.Shape)
+		}
 	}
 	return newEncoder(cfg, maxBatch, weights)
 }

@@ -1,0 +1,167 @@
+package fusion
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/vision"
+)
+
+// ModulePrefix is what torch's DataParallel and DistributedDataParallel put before every name
+// of a state dict saved from the wrapped model (open_clip's training checkpoints have it).
+const ModulePrefix = "module."
+
+// Metadata keys of a state dict that say what its shapes cannot: the head counts
+// (../shared/peers/clip_step.py export-random writes them).
+const (
+	VisionHeadsKey = "vision_heads"
+	TextHeadsKey   = "text_heads"
+)
+
+// ReadWeights reads a model from a safetensors file in the namings the CLIP ecosystem writes,
+// and returns its config and its weights under clipgo's (open_clip's) names, in the model's
+// order:
+//   - a clipgo checkpoint, whose metadata records the config;
+//   - an open_clip or OpenAI-converted state dict, with or without the "module." prefix, whose
+//     sizes come from the tensor shapes (ViT or ModifiedResNet), the head counts from the
+//     vision_heads/text_heads metadata or else open_clip's rule (head width 64), the loss from
+//     the tensors (a logit_bias means SigLIP), and the activation from quickGELU, which a
+//     state dict does not record (OpenAI's models use QuickGELU).
+//
+// Tensors may be F32, F16, BF16 or F64 (converted to float32), logit_scale of shape [] or [1],
+// and batch norm's num_batches_tracked I64 as torch writes it. Missing, unexpected and
+// mis-shaped tensors are all listed in one error.
+func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
+	f, err := safetensors.OpenFile(path)
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("weights: %w", err)
+	}
+	defer f.Close()
+	fail := func(err error) (Config, []*nn.Param, error) {
+		return Config{}, nil, fmt.Errorf("weights %s: %w", path, err)
+	}
+	fileName := map[string]string{} // clipgo name -> name in the file
+	shapes := map[string][]int{}
+	prefixed := len(f.Tensors) > 0 && strings.HasPrefix(f.Tensors[0].Name, ModulePrefix)
+	for _, t := range f.Tensors {
+		name, ok := strings.CutPrefix(t.Name, ModulePrefix)
+		if ok != prefixed {
+			return fail(fmt.Errorf("some tensor names start with %q and some do not (%s)", ModulePrefix, t.Name))
+		}
+		fileName[name] = t.Name
+		shapes[name] = make([]int, len(t.Shape))
+		for i, d := range t.Shape {
+			shapes[name][i] = int(d)
+		}
+	}
+	var cfg Config
+	if raw, ok := f.Metadata.Get(ConfigKey); ok {
+		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+			return fail(fmt.Errorf("model config in the metadata: %w", err))
+		}
+	} else {
+		heads := func(key string) (int, error) {
+			v, ok := f.Metadata.Get(key)
+			if !ok {
+				return 0, nil // the rule
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return 0, fmt.Errorf("metadata %s = %q is not a head count", key, v)
+			}
+			return n, nil
+		}
+		vh, err := heads(VisionHeadsKey)
+		if err != nil {
+			return fail(err)
+		}
+		th, err := heads(TextHeadsKey)
+		if err != nil {
+			return fail(err)
+		}
+		if cfg, err = ConfigFromShapes(shapes, vh, th); err != nil {
+			return fail(err)
+		}
+		cfg.QuickGELU = quickGELU
+		if _, ok := shapes[LogitBiasName]; ok {
+			cfg.Loss = LossSigLIP
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(err)
+	}
+	params, err := WeightsOf(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	var problems []string
+	want := map[string]bool{}
+	for _, p := range params {
+		want[p.Name] = true
+		s, ok := shapes[p.Name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("missing %s %v", p.Name, p.Shape))
+		case !sameShape(s, p.Shape):
+			problems = append(problems, fmt.Sprintf("mis-shaped %s: %v, want %v", p.Name, s, p.Shape))
+		}
+	}
+	for _, t := range f.Tensors {
+		if name := strings.TrimPrefix(t.Name, ModulePrefix); !want[name] {
+			problems = append(problems, fmt.Sprintf("unexpected %s %s%v", t.Name, t.DType, t.Shape))
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return fail(fmt.Errorf("%d tensors do not match a %s model: %s", len(problems), describe(cfg), strings.Join(problems, "; ")))
+	}
+	for _, p := range params {
+		if err := readTensor(f, fileName[p.Name], p.Value); err != nil {
+			return fail(err)
+		}
+	}
+	return cfg, params, nil
+}
+
+// sameShape compares a file's shape with a parameter's, taking a scalar as [] or [1].
+func sameShape(file, param []int) bool {
+	if len(param) == 0 {
+		return len(file) == 0 || (len(file) == 1 && file[0] == 1)
+	}
+	return slices.Equal(file, param)
+}
+
+// readTensor reads tensor name as float32 into dst: a float type converted, an integer one
+// (batch norm's num_batches_tracked) as its value.
+func readTensor(f *safetensors.File, name string, dst []float32) error {
+	t, _ := f.Info(name)
+	switch t.DType {
+	case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
+		return f.ReadFloat32(name, dst)
+	}
+	if !strings.HasSuffix(name, "num_batches_tracked") {
+		return fmt.Errorf("tensor %s is %s, want a float type", name, t.DType)
+	}
+	v, err := f.Int64s(name)
+	if err != nil {
+		return err
+	}
+	for i, x := range v {
+		dst[i] = float32(x)
+	}
+	return nil
+}
+
+// describe names a model's layout for errors: "ViT-32/224 w768 L12" or "RN[3 4 6 3] w64 224px".
+func describe(cfg Config) string {
+	v := cfg.Vision
+	if v.Type == vision.TypeResNet {
+		return fmt.Sprintf("RN%v w%d %dpx", [4]int(v.StageLayers), v.Width, v.ImageSize)
+	}
+	return fmt.Sprintf("ViT-%d/%d w%d L%d", v.PatchSize, v.ImageSize, v.Width, v.Layers)
+}
