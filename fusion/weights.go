@@ -1,8 +1,10 @@
 package fusion
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +33,10 @@ const (
 //     sizes come from the tensor shapes (ViT or ModifiedResNet), the head counts from the
 //     vision_heads/text_heads metadata or else open_clip's rule (head width 64), the loss from
 //     the tensors (a logit_bias means SigLIP), and the activation from quickGELU, which a
-//     state dict does not record (OpenAI's models use QuickGELU).
+//     state dict does not record (OpenAI's models use QuickGELU);
+//   - a Hugging Face CLIPModel (model.safetensors, transformers' names: q/k/v projections
+//     fused into open_clip's in_proj, projections transposed), its head counts and activation
+//     from the config.json beside it when there is one (hidden_act quick_gelu).
 //
 // Tensors may be F32, F16, BF16 or F64 (converted to float32), logit_scale of shape [] or [1],
 // and batch norm's num_batches_tracked I64 as torch writes it. Missing, unexpected and
@@ -45,19 +50,13 @@ func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 	fail := func(err error) (Config, []*nn.Param, error) {
 		return Config{}, nil, fmt.Errorf("weights %s: %w", path, err)
 	}
-	fileName := map[string]string{} // clipgo name -> name in the file
+	src, err := sourcesOf(f)
+	if err != nil {
+		return fail(err)
+	}
 	shapes := map[string][]int{}
-	prefixed := len(f.Tensors) > 0 && strings.HasPrefix(f.Tensors[0].Name, ModulePrefix)
-	for _, t := range f.Tensors {
-		name, ok := strings.CutPrefix(t.Name, ModulePrefix)
-		if ok != prefixed {
-			return fail(fmt.Errorf("some tensor names start with %q and some do not (%s)", ModulePrefix, t.Name))
-		}
-		fileName[name] = t.Name
-		shapes[name] = make([]int, len(t.Shape))
-		for i, d := range t.Shape {
-			shapes[name][i] = int(d)
-		}
+	for name, sc := range src {
+		shapes[name] = sc.shape
 	}
 	var cfg Config
 	if raw, ok := f.Metadata.Get(ConfigKey); ok {
@@ -83,6 +82,14 @@ func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 		th, err := heads(TextHeadsKey)
 		if err != nil {
 			return fail(err)
+		}
+		if isHuggingFace(f) {
+			hf, err := readHFConfig(filepath.Join(filepath.Dir(path), "config.json"))
+			if err != nil {
+				return fail(err)
+			}
+			vh, th = cmp.Or(hf.VisionConfig.Heads, vh), cmp.Or(hf.TextConfig.Heads, th)
+			quickGELU = quickGELU || hf.TextConfig.Act == "quick_gelu" || hf.VisionConfig.Act == "quick_gelu"
 		}
 		if cfg, err = ConfigFromShapes(shapes, vh, th); err != nil {
 			return fail(err)
@@ -111,9 +118,9 @@ func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 			problems = append(problems, fmt.Sprintf("mis-shaped %s: %v, want %v", p.Name, s, p.Shape))
 		}
 	}
-	for _, t := range f.Tensors {
-		if name := strings.TrimPrefix(t.Name, ModulePrefix); !want[name] {
-			problems = append(problems, fmt.Sprintf("unexpected %s %s%v", t.Name, t.DType, t.Shape))
+	for name, sc := range src {
+		if !want[name] {
+			problems = append(problems, fmt.Sprintf("unexpected %s %v", sc.from, sc.shape))
 		}
 	}
 	if len(problems) > 0 {
@@ -121,11 +128,38 @@ func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 		return fail(fmt.Errorf("%d tensors do not match a %s model: %s", len(problems), describe(cfg), strings.Join(problems, "; ")))
 	}
 	for _, p := range params {
-		if err := readTensor(f, fileName[p.Name], p.Value); err != nil {
+		if err := src[p.Name].read(p.Value); err != nil {
 			return fail(err)
 		}
 	}
 	return cfg, params, nil
+}
+
+// source is how one clipgo tensor comes out of a file: its shape, what it is made of (for
+// errors), and how to read it.
+type source struct {
+	shape []int
+	from  string
+	read  func(dst []float32) error
+}
+
+// sourcesOf maps the clipgo names of a file's tensors to their sources: one tensor each (the
+// "module." prefix cut), or for a Hugging Face CLIPModel, its names translated.
+func sourcesOf(f *safetensors.File) (map[string]source, error) {
+	if isHuggingFace(f) {
+		return hfSources(f)
+	}
+	src := map[string]source{}
+	prefixed := len(f.Tensors) > 0 && strings.HasPrefix(f.Tensors[0].Name, ModulePrefix)
+	for _, t := range f.Tensors {
+		name, ok := strings.CutPrefix(t.Name, ModulePrefix)
+		if ok != prefixed {
+			return nil, fmt.Errorf("some tensor names start with %q and some do not (%s)", ModulePrefix, t.Name)
+		}
+		src[name] = source{shape: slices.Clone(t.Shape), from: fmt.Sprintf("%s %s", t.Name, t.DType),
+			read: func(dst []float32) error { return readTensor(f, t.Name, dst) }}
+	}
+	return src, nil
 }
 
 // sameShape compares a file's shape with a parameter's, taking a scalar as [] or [1].

@@ -30,20 +30,7 @@ func TestReadWeightsAsOthersSaveThem(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
 		}
 	}
-	inputs := readAll(t, inf)
-	inFile, err := safetensors.OpenFile(inf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	texts64, err := inFile.Int64s("texts")
-	inFile.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	texts := make([]int32, len(texts64))
-	for i, v := range texts64 {
-		texts[i] = int32(v)
-	}
+	inputs, texts := readAll(t, inf), referenceTokens(t, inf)
 	for _, dtype := range []string{"f16", "bf16"} {
 		t.Run(dtype, func(t *testing.T) {
 			// The reference computes on the rounded values in F32; clipgo reads the half file.
@@ -88,6 +75,55 @@ func TestReadWeightsAsOthersSaveThem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadWeightsHuggingFace: the reference's random tiny model in transformers' CLIPModel
+// naming (scripts/peers/to_huggingface.py) reads back as the same model, the heads from its
+// config.json, and embeds the reference's batch as PyTorch does.
+func TestReadWeightsHuggingFace(t *testing.T) {
+	wf, inf, outf := referenceFiles(t, "--preset", "tiny", "--batch-size", "5", "--seed", "4")
+	peers := filepath.Dir(testenv.SharedFile(t, "peers/clip_step.py"))
+	dir := t.TempDir()
+	cmd := exec.Command("/usr/bin/python3", testenv.RepoRoot(t)+"/scripts/peers/to_huggingface.py", "--peers", peers,
+		"--in", wf, "--out", dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("to_huggingface.py: %v\n%s", err, b)
+	}
+	cfg, params, err := ReadWeights(filepath.Join(dir, "model.safetensors"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Vision.Heads != 2 || cfg.Text.Heads != 2 || cfg.QuickGELU {
+		t.Errorf("config: %+v", cfg)
+	}
+	ref := readAll(t, outf)
+	enc, err := NewEncoderFrom(cfg, params, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	img, err := enc.Images(readAll(t, inf)["images"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(img, normalizedRows(ref["image_features"], cfg.EmbedDim)); e > 1e-5 {
+		t.Errorf("image embeddings differ from PyTorch's by %.2e", e)
+	}
+	txt, err := enc.Tokens(referenceTokens(t, inf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(txt, normalizedRows(ref["text_features"], cfg.EmbedDim)); e > 1e-5 {
+		t.Errorf("text embeddings differ from PyTorch's by %.2e", e)
+	}
+	// config.json's activation is honoured.
+	raw, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(strings.ReplaceAll(string(raw), `"gelu"`, `"quick_gelu"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, err := ReadWeights(filepath.Join(dir, "model.safetensors"), false); err != nil || !cfg.QuickGELU {
+		t.Errorf("hidden_act quick_gelu: QuickGELU %v, %v", cfg.QuickGELU, err)
 	}
 }
 
@@ -196,4 +232,23 @@ func TestReadWeightsResNetStateDict(t *testing.T) {
 			t.Errorf("%s = %v, want 5", p.Name, p.Value[0])
 		}
 	}
+}
+
+// referenceTokens reads the reference inputs' token ids.
+func referenceTokens(t *testing.T, inputs string) []int32 {
+	t.Helper()
+	f, err := safetensors.OpenFile(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ids, err := f.Int64s("texts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return out
 }
