@@ -23,6 +23,7 @@ import (
 	"github.com/clipgo/clipgo/internal/metrics"
 	"github.com/clipgo/clipgo/internal/plots"
 	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/internal/readable"
 	"github.com/clipgo/clipgo/pipeline"
 	"github.com/clipgo/clipgo/stages/evalfile"
 	"github.com/clipgo/clipgo/stages/internal/evalmodel"
@@ -96,14 +97,20 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot: task %s: %w", task.Name, err)
 	}
+	// Each batch is scored as it comes, and only counts are kept: memory grows with
+	// batch × classes (the batch's logits), never with images × classes.
+	counts, err := metrics.NewClassCounts(C)
+	if err != nil {
+		return evalfile.Result{}, fmt.Errorf("zeroshot: task %s: %w", task.Name, err)
+	}
 	bar := progress.New(opts.Progress, log, "zeroshot", set.total)
-	var embs []float32
-	var labels []int
+	labels := make([]int, 0, cmp.Or(max(opts.Batch, 0), DefaultBatch))
 	err = set.stream(ctx, func(images []float32, keys []string, labs []int32) error {
 		e, err := model.Enc.Images(images)
 		if err != nil {
 			return err
 		}
+		labels = labels[:0]
 		for i, y := range labs {
 			if y < 0 {
 				return fmt.Errorf("image %s has no label: zero-shot classification needs every image labelled", keys[i])
@@ -113,7 +120,13 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 			}
 			labels = append(labels, int(y))
 		}
-		embs = append(embs, e...)
+		logits, err := metrics.ZeroShotLogits(e, len(labels), dim, weights, C)
+		if err != nil {
+			return err
+		}
+		if err := counts.Add(logits, labels); err != nil {
+			return err
+		}
 		bar.Add(int64(len(labs)), "")
 		return nil
 	})
@@ -121,31 +134,36 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
 	}
-	if len(labels) == 0 {
+	if counts.Images() == 0 {
 		return evalfile.Result{}, fmt.Errorf("zeroshot %s: no image to classify", set.origin)
 	}
-	logits, err := metrics.ZeroShotLogits(embs, len(labels), dim, weights, C)
-	if err != nil {
-		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
-	}
-	cls, err := metrics.Classify(logits, labels, C)
+	cls, err := counts.Result()
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot %s: %w", set.origin, err)
 	}
 
 	res := evalfile.Result{Dataset: cmp.Or(opts.Dataset, set.name), Model: model.Desc, Pretrained: model.Path,
 		Task: evalfile.TaskZeroShot, Metrics: cls.Metrics()}
-	det := evalfile.Details{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, cls.Confusion),
-		Confusion: cls.Confusion, Images: len(labels)}
+	det := evalfile.Details{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, counts), Images: counts.Images()}
+	if C <= evalfile.MaxConfusionClasses {
+		det.Confusion = counts.Confusion()
+	} else {
+		for _, p := range counts.TopConfusions(evalfile.MaxTopConfusions) {
+			det.TopConfusions = append(det.TopConfusions, evalfile.Confusion{True: task.ClassNames[p.True],
+				Predicted: task.ClassNames[p.Predicted], Count: p.Count})
+		}
+		det.Note = fmt.Sprintf("%d classes: the confusion matrix (more than %d classes) is left out; top_confusions lists its %d largest off-diagonal cells of %d",
+			C, evalfile.MaxConfusionClasses, len(det.TopConfusions), counts.OffDiagonal())
+	}
 	if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
 	}
 	if err := evalfile.Write(opts.Out, res, det); err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
 	}
-	if C > plots.MaxClasses { // the matrix is in the details; a picture that large is unreadable
-		log.Warn("no confusion picture", "classes", C, "limit", plots.MaxClasses)
-	} else if err := plots.Confusion(evalfile.ConfusionPath(opts.Out), cls.Confusion, task.ClassNames); err != nil {
+	if C > plots.MaxClasses || det.Confusion == nil { // a picture that large is unreadable
+		log.Warn("no confusion picture", "classes", C, "limit", min(plots.MaxClasses, evalfile.MaxConfusionClasses))
+	} else if err := plots.Confusion(evalfile.ConfusionPath(opts.Out), det.Confusion, task.ClassNames); err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot: confusion picture: %w", err)
 	}
 	if opts.Report != nil {
@@ -155,45 +173,73 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 }
 
 // classifier embeds every prompt of every class and builds CLIP's zero-shot weights [E,C].
+// The prompts are embedded a block at a time, each class's weight built as soon as its last
+// template is in, so memory holds the weights and one block, not every prompt's embedding.
+// A block is a whole number of the encoder's batches, so the model sees the batches it would
+// see for the whole list at once, and the weights are the same to the bit.
 func classifier(enc *fusion.Encoder, task Task) ([]float32, int, error) {
-	C, T := len(task.ClassNames), len(task.Templates)
-	prompts := make([]string, 0, C*T)
-	for c := range C {
-		prompts = append(prompts, task.Prompts(c)...)
-	}
-	flat, err := enc.Texts(prompts)
-	if err != nil {
-		return nil, 0, err
-	}
-	E := enc.Dim()
-	classEmb := make([][][]float32, C)
-	for c := range C {
-		classEmb[c] = make([][]float32, T)
-		for t := range T {
-			r := c*T + t
-			classEmb[c][t] = flat[r*E : (r+1)*E]
+	C, T, E := len(task.ClassNames), len(task.Templates), enc.Dim()
+	block := max(1, classifierBlockPrompts/max(enc.MaxBatch(), 1)) * max(enc.MaxBatch(), 1)
+	weights := make([]float32, E*C)
+	pending := make([][]float32, 0, T) // embeddings of the templates of class c so far
+	c := 0
+	prompts := make([]string, 0, block)
+	flush := func() error {
+		if len(prompts) == 0 {
+			return nil
 		}
+		flat, err := enc.Texts(prompts)
+		if err != nil {
+			return err
+		}
+		for r := range prompts {
+			pending = append(pending, flat[r*E:(r+1)*E])
+			if len(pending) < T {
+				continue
+			}
+			w, _, err := metrics.ZeroShotClassifier([][][]float32{pending})
+			if err != nil {
+				return fmt.Errorf("class %d %s: %w", c, readable.Quote(task.ClassNames[c]), err)
+			}
+			for d := range E {
+				weights[d*C+c] = w[d]
+			}
+			c, pending = c+1, pending[:0]
+		}
+		prompts = prompts[:0]
+		return nil
 	}
-	return metrics.ZeroShotClassifier(classEmb)
-}
-
-// perClass makes the per-class table from a [true][predicted] confusion matrix.
-func perClass(names []string, confusion [][]int) []evalfile.ClassScore {
-	out := make([]evalfile.ClassScore, len(names))
-	for c, row := range confusion {
-		s := evalfile.ClassScore{Class: names[c]}
-		top := -1
-		for p, k := range row {
-			s.Count += k
-			if p != c && k > 0 && (top < 0 || k > row[top]) {
-				top = p
+	for k := range C {
+		for _, p := range task.Prompts(k) {
+			prompts = append(prompts, p)
+			if len(prompts) == block {
+				if err := flush(); err != nil {
+					return nil, 0, err
+				}
 			}
 		}
+	}
+	if err := flush(); err != nil {
+		return nil, 0, err
+	}
+	return weights, E, nil
+}
+
+// classifierBlockPrompts is about how many prompts classifier embeds at a time (a variable
+// for the tests).
+var classifierBlockPrompts = 4096
+
+// perClass makes the per-class table from the counts.
+func perClass(names []string, counts *metrics.ClassCounts) []evalfile.ClassScore {
+	out := make([]evalfile.ClassScore, len(names))
+	top := counts.MostConfused()
+	for c := range names {
+		s := evalfile.ClassScore{Class: names[c], Count: counts.Count(c)}
 		if s.Count > 0 {
-			s.Recall = float64(row[c]) / float64(s.Count)
+			s.Recall = float64(counts.Correct(c)) / float64(s.Count)
 		}
-		if top >= 0 {
-			s.Top = names[top]
+		if top[c] >= 0 {
+			s.Top = names[top[c]]
 		}
 		out[c] = s
 	}

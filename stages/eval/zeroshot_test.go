@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -19,7 +20,9 @@ import (
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/data/synth"
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/metrics"
 	"github.com/clipgo/clipgo/stages/evalfile"
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
 	"github.com/clipgo/clipgo/stages/internal/stagetest"
 	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/vision"
@@ -336,6 +339,79 @@ func TestZeroShotOnAnImageFolderAndIDXFiles(t *testing.T) {
 	}
 	if _, det, _ := evalfile.Read(out); det.Images != n || res.Dataset != "images" || len(res.Metrics) != 3 || res.Pretrained != ckpt {
 		t.Errorf("IDX: %+v, %d images", res, det.Images)
+	}
+}
+
+// TestZeroShotManyClassesStreams: class weights built a block at a time equal those built
+// from every prompt at once, and past MaxConfusionClasses the details hold the per-class
+// table and the top confusions, not the C×C matrix.
+func TestZeroShotManyClassesStreams(t *testing.T) {
+	ckpt := evalCheckpoint(t)
+	const C = evalfile.MaxConfusionClasses + 44
+	names := make([]string, C)
+	colours := map[string]color.RGBA{}
+	for c := range names {
+		names[c] = fmt.Sprintf("c%03d", c)
+		colours[names[c]] = color.RGBA{uint8(c * 37), uint8(c * 11), uint8(c), 255}
+	}
+	task := Task{Name: "many", ClassNames: names, Templates: []string{"a photo of a {}.", "a {} square.", "{}"}}
+	model, err := evalmodel.Open(ckpt, 8)
+	stagetest.Must(t, err)
+	defer model.Close()
+	var all []string
+	for c := range C {
+		all = append(all, task.Prompts(c)...)
+	}
+	flat, err := model.Enc.Texts(all)
+	stagetest.Must(t, err)
+	E := model.Enc.Dim()
+	emb := make([][][]float32, C)
+	for c := range emb {
+		for k := range task.Templates {
+			r := c*len(task.Templates) + k
+			emb[c] = append(emb[c], flat[r*E:(r+1)*E])
+		}
+	}
+	want, _, err := metrics.ZeroShotClassifier(emb)
+	stagetest.Must(t, err)
+	defer func(b int) { classifierBlockPrompts = b }(classifierBlockPrompts)
+	classifierBlockPrompts = 40 // 5 encoder batches of 8 per block; blocks end mid-class
+	got, dim, err := classifier(model.Enc, task)
+	stagetest.Must(t, err)
+	if dim != E || !slices.Equal(got, want) {
+		t.Fatalf("streamed class weights differ from those of all prompts at once")
+	}
+
+	root := writeFolder(t, colours, 1)
+	taskFile := writeTask(t, names...)
+	out := filepath.Join(t.TempDir(), "many.json")
+	res, err := ZeroShot(context.Background(), ZeroShotOptions{Checkpoint: ckpt, Data: root, Task: taskFile, Out: out, Batch: 16, Log: stagetest.Quiet})
+	stagetest.Must(t, err)
+	_, det, err := evalfile.Read(out)
+	stagetest.Must(t, err)
+	if det.Confusion != nil || len(det.PerClass) != C || det.Images != C || !strings.Contains(det.Note, "top_confusions") {
+		t.Errorf("details: confusion %v rows, %d per-class rows, %d images, note %q; want no matrix, %d rows and images, a note",
+			len(det.Confusion), len(det.PerClass), det.Images, det.Note, C)
+	}
+	wrong := 0
+	for _, s := range det.PerClass {
+		wrong += s.Count - int(math.Round(s.Recall*float64(s.Count)))
+	}
+	sum := 0
+	for i, p := range det.TopConfusions {
+		sum += p.Count
+		if p.True == p.Predicted || (i > 0 && p.Count > det.TopConfusions[i-1].Count) {
+			t.Errorf("top confusion %d %+v: on the diagonal or out of order", i, p)
+		}
+	}
+	if sum != wrong || len(det.TopConfusions) > evalfile.MaxTopConfusions {
+		t.Errorf("top confusions hold %d wrong images in %d cells; the per-class table says %d", sum, len(det.TopConfusions), wrong)
+	}
+	if acc := res.Metrics["acc1"]; math.Abs(acc-float64(C-wrong)/C) > 1e-12 {
+		t.Errorf("acc1 %v, per-class table says %v", acc, float64(C-wrong)/C)
+	}
+	if _, err := os.Stat(evalfile.ConfusionPath(out)); err == nil {
+		t.Error("drew a confusion picture of more classes than it holds")
 	}
 }
 

@@ -32,13 +32,35 @@ type Result struct {
 
 // Details is what an evaluation writes beside its result (DetailsPath): the tables and
 // examples people read in the report, which CLIP_benchmark's format has no place for.
+//
+// A zero-shot evaluation of up to MaxConfusionClasses classes writes its whole confusion
+// matrix; past that, the matrix (C² counts) gives way to the TopConfusions, its largest
+// off-diagonal cells, so that the file stays small whatever the number of classes.
 type Details struct {
-	ClassNames []string     `json:"classnames,omitempty"`
-	PerClass   []ClassScore `json:"per_class,omitempty"`
-	Confusion  [][]int      `json:"confusion_matrix,omitempty"` // [true class][predicted class] counts
-	Examples   []Example    `json:"examples,omitempty"`
-	Images     int          `json:"images"`
-	Texts      int          `json:"texts,omitempty"`
+	ClassNames    []string     `json:"classnames,omitempty"`
+	PerClass      []ClassScore `json:"per_class,omitempty"`
+	Confusion     [][]int      `json:"confusion_matrix,omitempty"` // [true class][predicted class] counts
+	TopConfusions []Confusion  `json:"top_confusions,omitempty"`   // without Confusion: its largest off-diagonal cells, largest first
+	Note          string       `json:"note,omitempty"`             // what was left out, and why
+	Examples      []Example    `json:"examples,omitempty"`
+	Images        int          `json:"images"`
+	Texts         int          `json:"texts,omitempty"`
+}
+
+// Bounds of the zero-shot details.
+const (
+	// MaxConfusionClasses is the most classes whose whole confusion matrix goes in the details.
+	MaxConfusionClasses = 256
+	// MaxTopConfusions is the most off-diagonal cells listed in place of a larger matrix.
+	MaxTopConfusions = 1000
+)
+
+// Confusion is one off-diagonal cell of a confusion matrix: Count images of class True were
+// predicted as class Predicted.
+type Confusion struct {
+	True      string `json:"true"`
+	Predicted string `json:"predicted"`
+	Count     int    `json:"count"`
 }
 
 // ClassScore is one row of the per-class table of a zero-shot evaluation.
