@@ -15,7 +15,10 @@ func newSearchCmd() *cobra.Command {
 clipgo embed by cosine similarity: a text query (--query) against the image embeddings
 (text→image), an image query (--image: decoded, resized and centre-cropped as in evaluation)
 against the caption embeddings (image→text); --over images|captions chooses otherwise. The
-index must come from the same model: its embedding width and model config are checked.
+index must come from the same model: its embedding width and model config are checked, and
+the SHA-256 of the checkpoint file it was made with (recorded by embed) must be CKPT's: other
+weights of the same architecture are refused unless --force. An index that records no hash
+(an older one, or rewritten by another tool) is searched with a warning.
 
 A text query is tokenized with the CLIP tokenizer at the model's context length; a longer one
 is truncated, keeping the end-of-text token last (the rest of the text is ignored).
@@ -24,6 +27,7 @@ It prints one line per result, best first: rank key score caption. With --html i
 writes one self-contained page with the results' images (from the index), scores and captions.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opt.Log = logger()
 			_, err := index.Search(cmd.Context(), opt, cmd.OutOrStdout())
 			return err
 		},
@@ -36,5 +40,6 @@ writes one self-contained page with the results' images (from the index), scores
 	f.StringVar(&opt.Over, "over", "", "rank against images or captions (default: images for --query, captions for --image)")
 	f.IntVarP(&opt.K, "k", "k", 8, "results to show")
 	f.StringVar(&opt.HTML, "html", "", "also write the results as a self-contained HTML page here")
+	f.BoolVar(&opt.Force, "force", false, "search an index made with another checkpoint (its recorded SHA-256 differs); results are meaningless unless the weights are the same")
 	return cmd
 }

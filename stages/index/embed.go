@@ -56,8 +56,11 @@ const (
 	MetaVersion    = "clipgo.index_version"
 	MetaConfig     = "clipgo.model_config" // fusion.Config as JSON
 	MetaCheckpoint = "clipgo.checkpoint"   // path of the checkpoint file embed used
-	MetaEmbedDim   = "clipgo.embed_dim"    // E, decimal
-	MetaDataset    = "clipgo.dataset"      // dataset directory as given to embed
+	// MetaCheckpointSHA256 is the hex SHA-256 of that file: search refuses another
+	// checkpoint's weights, which share the config but not the embedding space.
+	MetaCheckpointSHA256 = "clipgo.checkpoint_sha256"
+	MetaEmbedDim         = "clipgo.embed_dim" // E, decimal
+	MetaDataset          = "clipgo.dataset"   // dataset directory as given to embed
 )
 
 // Version is the index layout this build writes and reads.
@@ -134,6 +137,10 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 	if err != nil {
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
 	}
+	ckptSum, err := em.SHA256()
+	if err != nil {
+		return EmbedSummary{}, fmt.Errorf("embed: checkpoint hash: %w", err)
+	}
 
 	w, err := newIndexWriter(opt.Out, cfg.EmbedDim, !opt.NoImages, man.ClassNames)
 	if err != nil {
@@ -144,6 +151,7 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 		{MetaVersion, strconv.Itoa(Version)},
 		{MetaConfig, string(cfgJSON)},
 		{MetaCheckpoint, em.Path},
+		{MetaCheckpointSHA256, ckptSum},
 		{MetaEmbedDim, strconv.Itoa(cfg.EmbedDim)},
 		{MetaDataset, opt.Data},
 	} {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/fileinput"
+	"github.com/clipgo/clipgo/internal/readable"
 )
 
 // Limits bound what Open accepts from an index file, which is untrusted input: a
@@ -62,6 +63,7 @@ type Reader struct {
 	dim     int
 	config  fusion.Config
 	ckpt    string
+	ckptSum string
 	mem     memory.Allocator
 }
 
@@ -128,6 +130,12 @@ func Open(path string, lim Limits) (ix *Reader, err error) {
 	}
 	if p := kv.FindValue(MetaCheckpoint); p != nil {
 		ix.ckpt = *p
+	}
+	if h := kv.FindValue(MetaCheckpointSHA256); h != nil {
+		if !isHexSHA256(*h) {
+			return fail(fmt.Errorf("%s %s: want 64 hexadecimal digits", MetaCheckpointSHA256, readable.Quote(clipString(*h, 80))))
+		}
+		ix.ckptSum = *h
 	}
 
 	if ix.fr, err = pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, ix.mem); err != nil {
@@ -271,6 +279,30 @@ func (ix *Reader) Config() fusion.Config { return ix.config }
 
 // Checkpoint returns the checkpoint path the index was made with, as given to Embed.
 func (ix *Reader) Checkpoint() string { return ix.ckpt }
+
+// CheckpointSHA256 returns the hex SHA-256 of the checkpoint file the index was made with,
+// "" when the index does not record it (written by an older clipgo, or rewritten by a tool
+// that dropped the metadata).
+func (ix *Reader) CheckpointSHA256() string { return ix.ckptSum }
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
 
 // HasImages reports whether the index holds the images' bytes (Embed without NoImages).
 func (ix *Reader) HasImages() bool { return len(ix.leaves[ColJPG]) > 0 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -39,6 +40,11 @@ type SearchOptions struct {
 	K          int    // results (default 8; at most the index's rows)
 	HTML       string // if set, write a self-contained result page here
 	Limits     Limits
+	// Force searches an index made with another checkpoint of the same architecture (its
+	// recorded SHA-256 differs from Checkpoint's): its neighbours are then meaningless
+	// unless the two files hold the same weights.
+	Force bool
+	Log   *slog.Logger // warnings; nil: slog.Default()
 }
 
 // SearchHit is one ranked result.
@@ -108,6 +114,9 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
 			opt.Index, a, em.Path, b)
 	}
+	if err := checkIndexCheckpoint(ix, em, opt); err != nil {
+		return res, fmt.Errorf("search: %w", err)
+	}
 	q, queryImg, err := searchEmbedQuery(opt, em)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
@@ -140,6 +149,36 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		}
 	}
 	return res, nil
+}
+
+// checkIndexCheckpoint refuses an index whose recorded checkpoint hash is not that of the
+// checkpoint searching it (unless opt.Force), and warns when the index records none.
+func checkIndexCheckpoint(ix *Reader, em *evalmodel.Model, opt SearchOptions) error {
+	log := cmp.Or(opt.Log, slog.Default())
+	want := ix.CheckpointSHA256()
+	if want == "" {
+		log.Warn("the index does not record which checkpoint made it (written by an older clipgo or rewritten by another tool): its embeddings cannot be checked against this checkpoint's; if they come from other weights the results are meaningless",
+			"index", opt.Index, MetaCheckpointSHA256, "missing", "checkpoint", em.Path)
+		return nil
+	}
+	got, err := em.SHA256()
+	if err != nil {
+		return fmt.Errorf("checkpoint hash: %w", err)
+	}
+	if got == want {
+		return nil
+	}
+	made := "another checkpoint"
+	if ix.Checkpoint() != "" {
+		made = ix.Checkpoint()
+	}
+	if opt.Force {
+		log.Warn("--force: searching an index made with other weights; its neighbours are meaningless unless both checkpoints hold the same weights",
+			"index", opt.Index, "made_with", made, "made_with_sha256", want, "checkpoint", em.Path, "sha256", got)
+		return nil
+	}
+	return fmt.Errorf("index %s was made with %s (sha256 %s), not with checkpoint %s (sha256 %s): the same architecture with other weights puts embeddings in another space, so its neighbours would be meaningless; embed the data again with this checkpoint, or pass --force if both hold the same weights",
+		opt.Index, made, want[:12], em.Path, got[:12])
 }
 
 // searchEmbedQuery returns the query's L2-normalised [E] embedding and, for an image query,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	pq "github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
 	"github.com/clipgo/clipgo/stages/internal/stagetest"
 )
 
@@ -340,4 +342,45 @@ func FuzzOpenIndex(f *testing.F) {
 		}
 		_, _ = ix.Lookup(context.Background(), []int{0, ix.Rows() - 1})
 	})
+}
+
+// TestSearchRefusesAnIndexOfOtherWeights: an index records the SHA-256 of the checkpoint that
+// made it; another checkpoint of the same architecture is refused unless Force, and an index
+// without the hash is searched with a warning.
+func TestSearchRefusesAnIndexOfOtherWeights(t *testing.T) {
+	fx := embedTestFixture(t)
+	_, meta := readIndexTable(t, fx.index)
+	want, err := evalmodel.FileSHA256(fx.ckpt)
+	stagetest.Must(t, err)
+	if meta[MetaCheckpointSHA256] != want {
+		t.Fatalf("index records %s = %q, want the checkpoint's %s", MetaCheckpointSHA256, meta[MetaCheckpointSHA256], want)
+	}
+	other := stagetest.Checkpoint(t, fx.cfg, 99) // same architecture, other weights
+	q := SearchOptions{Checkpoint: other, Index: fx.index, Query: "a red circle", K: 2}
+	_, err = Search(context.Background(), q, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), want[:12]) || !strings.Contains(err.Error(), fx.ckpt) {
+		t.Fatalf("search with other weights: err = %v, want a refusal naming the index's checkpoint, its hash and --force", err)
+	}
+	var logs bytes.Buffer
+	q.Force, q.Log = true, slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := Search(context.Background(), q, io.Discard); err != nil || !strings.Contains(logs.String(), "--force") {
+		t.Fatalf("search --force: err = %v, logs %q; want results and a warning", err, logs.String())
+	}
+
+	// An index rewritten without the hash (as a tool keeping only some metadata would).
+	bare := filepath.Join(t.TempDir(), "bare.parquet")
+	m := searchTestMeta(t, fx)
+	delete(m, MetaCheckpointSHA256)
+	searchTestIndex(t, bare, arrow.FixedSizeListOf(int32(fx.cfg.EmbedDim), arrow.PrimitiveTypes.Float32), [][]float32{unit(fx.cfg.EmbedDim, 0), unit(fx.cfg.EmbedDim, 1)}, m, "")
+	logs.Reset()
+	q = SearchOptions{Checkpoint: fx.ckpt, Index: bare, Query: "a red circle", K: 1, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := Search(context.Background(), q, io.Discard); err != nil || !strings.Contains(logs.String(), "does not record which checkpoint made it") {
+		t.Fatalf("search of an index without the hash: err = %v, logs %q; want results and a warning", err, logs.String())
+	}
+}
+
+func unit(n, i int) []float32 {
+	v := make([]float32, n)
+	v[i] = 1
+	return v
 }

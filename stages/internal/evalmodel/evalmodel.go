@@ -4,8 +4,11 @@ package evalmodel
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -58,6 +61,26 @@ func Open(path string, batch int) (*Model, error) {
 		return nil, err // it names the checkpoint already
 	}
 	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
+}
+
+// SHA256 returns the hex SHA-256 of the checkpoint's model file: what tells its weights apart
+// from those of another checkpoint of the same architecture, whose config is the same.
+func (e *Model) SHA256() (string, error) {
+	return FileSHA256(e.Path)
+}
+
+// FileSHA256 returns the hex SHA-256 of the regular file at path.
+func FileSHA256(path string) (string, error) {
+	f, err := fileinput.OpenRegular(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Describe names a checkpoint's model for the result's "model" field: the preset its run
