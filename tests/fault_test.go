@@ -526,7 +526,8 @@ func faultFreshStart(t *testing.T, bin, data string) {
 }
 
 // faultInterrupt stops a run with SIGTERM in its first epoch and with SIGINT in its second,
-// resuming each time: exit status 130, a message naming the checkpoint, and a sample log in
+// resuming each time: exit status 128 + the signal's number (SIGTERM 143, SIGINT 130), a
+// message naming the checkpoint, and a sample log in
 // which no key of an epoch is seen twice and none is skipped.
 func faultInterrupt(t *testing.T, bin, data string) {
 	const steps = 36
@@ -538,12 +539,13 @@ func faultInterrupt(t *testing.T, bin, data string) {
 	for i, stop := range []struct {
 		name     string
 		sig      syscall.Signal
+		code     int   // exit status: 128 + the signal's number
 		after    int64 // logged steps before the signal
 		lo, hi   int64 // the step it must stop at lies in (lo, hi): inside an epoch
 		resuming bool
 	}{
-		{"SIGTERM", syscall.SIGTERM, 8, 0, faultStepsPerEpoch, false},
-		{"SIGINT", syscall.SIGINT, faultStepsPerEpoch + 4, faultStepsPerEpoch, 2 * faultStepsPerEpoch, true},
+		{"SIGTERM", syscall.SIGTERM, 143, 8, 0, faultStepsPerEpoch, false},
+		{"SIGINT", syscall.SIGINT, 130, faultStepsPerEpoch + 4, faultStepsPerEpoch, 2 * faultStepsPerEpoch, true},
 	} {
 		a := args
 		if stop.resuming {
@@ -557,8 +559,8 @@ func faultInterrupt(t *testing.T, bin, data string) {
 		c.cmd.Process.Signal(stop.sig)
 		code, out := c.wait()
 		m := said.FindStringSubmatch(out)
-		if code != 130 || m == nil {
-			t.Fatalf("%s: exit %d, output:\n%s\nwant exit 130 and %q", stop.name, code, out, said)
+		if code != stop.code || m == nil {
+			t.Fatalf("%s: exit %d, output:\n%s\nwant exit %d and %q", stop.name, code, out, stop.code, said)
 		}
 		step, _ := strconv.ParseInt(m[1], 10, 64)
 		if step <= stop.lo || step >= stop.hi {
@@ -582,6 +584,6 @@ func faultInterrupt(t *testing.T, bin, data string) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("interrupts: %s, each exit 130 naming a checkpoint that loads; resumed to step %d; sample log: %s (%d training keys, none twice in an epoch, none skipped)",
+	t.Logf("interrupts: %s, each exit 128+signal naming a checkpoint that loads; resumed to step %d; sample log: %s (%d training keys, none twice in an epoch, none skipped)",
 		strings.Join(stops, ", "), steps, epochs, faultTrainImages)
 }

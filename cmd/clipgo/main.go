@@ -26,12 +26,12 @@ func main() {
 	}()
 	// SIGUSR1 stops as SIGTERM does: Open MPI's mpirun forwards it to every rank (and not
 	// SIGTERM), and batch systems send it ahead of a time limit.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	ctx, stop := signalContext(os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "clipgo: interrupted")
-			os.Exit(130)
+			os.Exit(interruptedExit(ctx))
 		}
 		fmt.Fprintln(os.Stderr, "clipgo:", err)
 		os.Exit(1)
@@ -71,4 +71,43 @@ func rankLogger(rank int) *slog.Logger {
 		return logger().With("rank", 0)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("rank", rank)
+}
+
+// stoppedBy is the cause of a context a signal cancelled.
+type stoppedBy struct{ sig os.Signal }
+
+func (s stoppedBy) Error() string { return "stopped by " + s.sig.String() }
+
+// signalContext returns a context cancelled, with the signal as its cause, when one of sigs
+// arrives; as signal.NotifyContext, later signals are caught too until stop is called.
+func signalContext(sigs ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(stoppedBy{s})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// interruptedExit returns the exit status of a command that ctx's signal stopped: 128 plus
+// the signal's number, as shells report it (SIGINT 130, SIGTERM 143, SIGUSR1 138); 130 when
+// no signal is known.
+func interruptedExit(ctx context.Context) int {
+	var s stoppedBy
+	if errors.As(context.Cause(ctx), &s) {
+		if n, ok := s.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+	}
+	return 130
 }

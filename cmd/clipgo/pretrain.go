@@ -72,7 +72,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 					fmt.Fprintln(os.Stderr, "clipgo:", err)
 				}
 				comm.Close()
-				os.Exit(130)
+				os.Exit(interruptedExit(cmd.Context()))
 			}
 			if err != nil {
 				if comm.Size() > 1 {

@@ -19,6 +19,7 @@ import (
 	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/stages/runlog"
+	"github.com/clipgo/clipgo/vision"
 )
 
 // DefaultBatch is the number of images per model call when none is given.
@@ -85,11 +86,16 @@ func FileSHA256(path string) (string, error) {
 
 // Describe names a checkpoint's model for the result's "model" field: the preset its run
 // recorded in config.yaml beside it (when there is one), and the sizes that the checkpoint
-// itself records, e.g. "tiny ViT-4/32 w128 L2, text w128 L2 ctx32, embed 128".
+// itself records, e.g. "tiny ViT-4/32 w128 L2, text w128 L2 ctx32, embed 128", or for a
+// ModifiedResNet tower "RN[3,4,6,3] w64 224px, text w512 L12 ctx77, embed 1024".
 func Describe(path string, cfg fusion.Config) string {
 	v, t := cfg.Vision, cfg.Text
-	d := fmt.Sprintf("ViT-%d/%d w%d L%d, text w%d L%d ctx%d, embed %d",
-		v.PatchSize, v.ImageSize, v.Width, v.Layers, t.Width, t.Layers, t.ContextLength, cfg.EmbedDim)
+	tower := fmt.Sprintf("ViT-%d/%d w%d L%d", v.PatchSize, v.ImageSize, v.Width, v.Layers)
+	if v.Type == vision.TypeResNet {
+		l := v.StageLayers
+		tower = fmt.Sprintf("RN[%d,%d,%d,%d] w%d %dpx", l[0], l[1], l[2], l[3], v.Width, v.ImageSize)
+	}
+	d := fmt.Sprintf("%s, text w%d L%d ctx%d, embed %d", tower, t.Width, t.Layers, t.ContextLength, cfg.EmbedDim)
 	// A FIFO or device there is passed over, not waited on.
 	raw, err := fileinput.ReadFile(filepath.Join(filepath.Dir(path), runlog.ConfigName), config.MaxBytes)
 	if err != nil {
