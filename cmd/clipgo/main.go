@@ -78,6 +78,9 @@ type stoppedBy struct{ sig os.Signal }
 
 func (s stoppedBy) Error() string { return "stopped by " + s.sig.String() }
 
+// Unwrap returns context.Canceled: code that reports context.Cause stays an interruption.
+func (s stoppedBy) Unwrap() error { return context.Canceled }
+
 // signalContext returns a context cancelled, with the signal as its cause, when one of sigs
 // arrives; as signal.NotifyContext, later signals are caught too until stop is called.
 func signalContext(sigs ...os.Signal) (ctx context.Context, stop func()) {
