@@ -289,13 +289,14 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 			cfg.Model.Text.VocabSize, tokenizer.VocabSize)
 	}
 	world := t.comm.Size()
-	if err := t.checkMemory(cfg.Train.BatchSize / world); err != nil { // before anything is allocated or written
-		return t, err
-	}
 	t.nStream = cfg.Data.Streams
 	if t.nStream == 0 {
 		t.nStream = world
 	}
+	// The run records the streams it draws from (0 means one per rank): a resume on another
+	// number of ranks then compares what the data was, not how it was spelt.
+	cfg.Data.Streams = t.nStream
+	t.cfg = cfg
 	if t.nStream%world != 0 || cfg.Train.BatchSize%t.nStream != 0 {
 		return t, fmt.Errorf("train.batch_size %d over data.streams %d on %d ranks: the streams must divide the batch and the ranks the streams",
 			cfg.Train.BatchSize, t.nStream, world)
@@ -308,6 +309,9 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 		if t.valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
 			return t, fmt.Errorf("data.val: %w", err)
 		}
+	}
+	if err := t.checkMemory(cfg.Train.BatchSize / world); err != nil { // before anything is allocated or written
+		return t, err
 	}
 	if t.lead {
 		// One writer per run directory: taken before anything in it is read to decide or written.
@@ -429,7 +433,10 @@ func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	if !ok {
 		old = t.cfg
 	}
-	old.Model = saved // the checkpoint holds the weights of its own model
+	old.Model = saved          // the checkpoint holds the weights of its own model
+	if old.Data.Streams == 0 { // recorded before runs wrote their streams: the checkpoint has them
+		old.Data.Streams = max(len(head.Streams), 1)
+	}
 	changes, err := t.checkResume(old, head.Step)
 	if err != nil {
 		return nil, err
