@@ -44,11 +44,11 @@ const (
 func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 	f, err := safetensors.OpenFile(path)
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("weights: %w", err)
+		return Config{}, nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
 	fail := func(err error) (Config, []*nn.Param, error) {
-		return Config{}, nil, fmt.Errorf("weights %s: %w", path, err)
+		return Config{}, nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	src, err := sourcesOf(f)
 	if err != nil {

@@ -33,7 +33,8 @@ read it directly; clipgo search queries it. The file is written atomically.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opt.Checkpoint, "checkpoint", "", "model checkpoint (.safetensors written by pretrain), or a run directory (its latest checkpoint)")
+	f.StringVar(&opt.Checkpoint, "checkpoint", "", checkpointHelp)
+	f.BoolVar(&opt.QuickGELU, "quick-gelu", false, quickGELUHelp)
 	f.StringVar(&opt.Data, "data", "", "prepared dataset directory")
 	f.StringVar(&opt.Split, "split", "", "split to embed (default: all splits)")
 	f.StringVar(&opt.Out, "out", "", "index file to write (.parquet)")

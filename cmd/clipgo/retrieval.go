@@ -29,7 +29,8 @@ top 5 results and the images as JPEG data URIs; prints the metrics.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Checkpoint, "checkpoint", "", "model checkpoint (.safetensors) or run directory (its latest checkpoint)")
+	f.StringVar(&opts.Checkpoint, "checkpoint", "", checkpointHelp)
+	f.BoolVar(&opts.QuickGELU, "quick-gelu", false, quickGELUHelp)
 	f.StringVar(&opts.Data, "data", "", "prepared dataset directory")
 	f.StringVar(&opts.Split, "split", opts.Split, "split to evaluate")
 	f.StringVar(&opts.Out, "out", "", "result JSON (details beside it)")

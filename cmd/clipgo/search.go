@@ -33,7 +33,8 @@ writes one self-contained page with the results' images (from the index), scores
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opt.Checkpoint, "checkpoint", "", "model checkpoint (.safetensors written by pretrain), or a run directory (its latest checkpoint)")
+	f.StringVar(&opt.Checkpoint, "checkpoint", "", checkpointHelp)
+	f.BoolVar(&opt.QuickGELU, "quick-gelu", false, quickGELUHelp)
 	f.StringVar(&opt.Index, "index", "", "embedding index written by clipgo embed")
 	f.StringVar(&opt.Query, "query", "", "text query")
 	f.StringVar(&opt.Image, "image", "", "image file as the query")

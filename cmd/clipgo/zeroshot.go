@@ -35,7 +35,8 @@ matrix) and <out>.confusion.png, and prints the metrics and the per-class table.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Checkpoint, "checkpoint", "", "model checkpoint (.safetensors) or run directory (its latest checkpoint)")
+	f.StringVar(&opts.Checkpoint, "checkpoint", "", checkpointHelp)
+	f.BoolVar(&opts.QuickGELU, "quick-gelu", false, quickGELUHelp)
 	f.StringVar(&opts.Data, "data", "", "prepared dataset, image folder, or IDX image file (with --labels)")
 	f.StringVar(&opts.Labels, "labels", "", "IDX label file, when --data is an IDX image file")
 	f.StringVar(&opts.Split, "split", "", "split of a prepared dataset (default: zeroshot, test, val or train, the first present)")

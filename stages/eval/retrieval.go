@@ -35,6 +35,7 @@ type RetrievalOptions struct {
 	Out        string // result JSON; details go beside it
 	Dataset    string // dataset name in the result (default: "<data dir>:<split>")
 	Batch      int    // images per model call (default 64)
+	QuickGELU  bool   // the weights use OpenAI's QuickGELU (a bare state dict does not say)
 	Workers    int    // image decode goroutines (default GOMAXPROCS)
 	// Examples is the number of queries of each direction kept, with their top results, in
 	// the details (0: none); they are spread evenly over the split.
@@ -79,7 +80,7 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (evalfile.Result, err
 		return evalfile.Result{}, errors.New("retrieval: --data is required")
 	}
 	split := cmp.Or(opts.Split, "val")
-	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch)
+	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch, opts.QuickGELU)
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("retrieval: %w", err)
 	}

@@ -47,6 +47,7 @@ type ZeroShotOptions struct {
 	Out        string // result JSON; details and the confusion PNG go beside it
 	Dataset    string // dataset name in the result (default: from Data and Split)
 	Batch      int    // images per model call (default 64)
+	QuickGELU  bool   // the weights use OpenAI's QuickGELU (a bare state dict does not say)
 	Workers    int    // image decode goroutines (default GOMAXPROCS)
 
 	Report   io.Writer    // where the summary and per-class table are printed (nil: nowhere)
@@ -78,7 +79,7 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 	if err != nil {
 		return evalfile.Result{}, err
 	}
-	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch)
+	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch, opts.QuickGELU)
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("zeroshot: %w", err)
 	}

@@ -355,7 +355,7 @@ func TestZeroShotManyClassesStreams(t *testing.T) {
 		colours[names[c]] = color.RGBA{uint8(c * 37), uint8(c * 11), uint8(c), 255}
 	}
 	task := Task{Name: "many", ClassNames: names, Templates: []string{"a photo of a {}.", "a {} square.", "{}"}}
-	model, err := evalmodel.Open(ckpt, 8)
+	model, err := evalmodel.Open(ckpt, 8, false)
 	stagetest.Must(t, err)
 	defer model.Close()
 	var all []string

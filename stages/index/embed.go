@@ -77,6 +77,7 @@ type EmbedOptions struct {
 	Split      string // split to embed; "" embeds every split, in name order
 	Out        string // index file to write (.parquet)
 	Batch      int    // images per model batch (default 64)
+	QuickGELU  bool   // the weights use OpenAI's QuickGELU (a bare state dict does not say)
 	Workers    int    // image decode goroutines (default GOMAXPROCS)
 	NoImages   bool   // leave the jpg column out (a smaller index; search then shows no images)
 
@@ -127,7 +128,7 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 		}
 		splits = []string{opt.Split}
 	}
-	em, err := evalmodel.Open(opt.Checkpoint, opt.Batch)
+	em, err := evalmodel.Open(opt.Checkpoint, opt.Batch, opt.QuickGELU)
 	if err != nil {
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
 	}

@@ -33,6 +33,7 @@ const (
 // SearchOptions configures Search. Exactly one of Query and Image is set.
 type SearchOptions struct {
 	Checkpoint string // the model that made the index: a checkpoint, or a run directory (its latest)
+	QuickGELU  bool   // the weights use OpenAI's QuickGELU (a bare state dict does not say)
 	Index      string // index file written by Embed
 	Query      string // a text query (longer than the model's context: truncated, EOT kept)
 	Image      string // an image file as the query (decoded, eval transform)
@@ -93,7 +94,7 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		return res, fmt.Errorf("search: --over %q: want %s or %s", res.Over, SearchOverImages, SearchOverCaptions)
 	}
 	opt.K = cmp.Or(opt.K, 8)
-	em, err := evalmodel.Open(opt.Checkpoint, 1)
+	em, err := evalmodel.Open(opt.Checkpoint, 1, opt.QuickGELU)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
 	}

@@ -37,9 +37,14 @@ type Model struct {
 // Close releases the model.
 func (e *Model) Close() { e.Enc.Close() }
 
-// Open loads a checkpoint, or the latest one of a run directory, for batches of up to batch
-// images or texts (DefaultBatch when < 1).
-func Open(path string, batch int) (*Model, error) {
+// HFWeights is the weights file of a Hugging Face model directory (config.json beside it).
+const HFWeights = "model.safetensors"
+
+// Open loads a model for batches of up to batch images or texts (DefaultBatch when < 1): a
+// checkpoint, the latest one of a run directory, a Hugging Face model directory, or any
+// weights file fusion.ReadWeights reads (open_clip or OpenAI state dicts, whose activation
+// quickGELU gives).
+func Open(path string, batch int, quickGELU bool) (*Model, error) {
 	if path == "" {
 		return nil, errors.New("--checkpoint is required")
 	}
@@ -47,19 +52,21 @@ func Open(path string, batch int) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	if fi.IsDir() { // a run directory: its latest complete checkpoint
-		if path, err = checkpoint.Latest(path); err != nil {
+	if fi.IsDir() {
+		if hf := filepath.Join(path, HFWeights); fileExists(hf) {
+			path = hf
+		} else if path, err = checkpoint.Latest(path); err != nil { // a run directory
 			return nil, err
 		}
 	}
 	batch = cmp.Or(max(batch, 0), DefaultBatch)
-	cfg, err := fusion.ReadConfig(path)
+	cfg, params, err := fusion.ReadWeights(path, quickGELU)
 	if err != nil {
-		return nil, err
+		return nil, err // it names the file already
 	}
-	enc, err := fusion.LoadEncoder(path, batch)
+	enc, err := fusion.NewEncoderFrom(cfg, params, batch)
 	if err != nil {
-		return nil, err // it names the checkpoint already
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
 }
@@ -108,4 +115,9 @@ func Describe(path string, cfg fusion.Config) string {
 		return run.Preset + " " + d
 	}
 	return d
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
