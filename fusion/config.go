@@ -25,6 +25,10 @@ type Config struct {
 	Triplet TripletConfig `yaml:"triplet,omitempty" json:"triplet,omitempty"` // the margin loss (model.loss triplet, or added to clip)
 }
 
+// MaxEmbedDim bounds the joint embedding's width as the towers' limits bound theirs (ViT-bigG
+// embeds in 1,280 dimensions), so that a size read from outside cannot allocate blindly.
+const MaxEmbedDim = 16384
+
 // Loss names.
 const (
 	LossCLIP    = "clip"
@@ -57,8 +61,8 @@ func (c Config) Objective() (Loss, error) {
 
 // Validate refuses impossible sizes, naming the key.
 func (c Config) Validate() error {
-	if c.EmbedDim <= 0 {
-		return fmt.Errorf("model.embed_dim %d must be positive", c.EmbedDim)
+	if c.EmbedDim <= 0 || c.EmbedDim > MaxEmbedDim {
+		return fmt.Errorf("model.embed_dim %d must be in [1, %d]", c.EmbedDim, MaxEmbedDim)
 	}
 	if _, err := c.Objective(); err != nil {
 		return err
