@@ -207,28 +207,6 @@ func Load(path string, params []*nn.Param) (Meta, map[string][]float32, error) {
 	return meta, optim, nil
 }
 
-// LoadWeights reads the weights of model file path into params, with the same checks of
-// names, dtypes and shapes as Load but without the optimiser file: what evaluation needs of a
-// model exported, shared or fine-tuned elsewhere.
-func LoadWeights(path string, params []*nn.Param) error {
-	byName, err := index(params)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	mf, err := safetensors.OpenFile(path)
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	defer mf.Close()
-	if problems := mismatches(mf, params, byName); len(problems) > 0 {
-		return fmt.Errorf("checkpoint %s: %d tensors do not match the model: %s", path, len(problems), strings.Join(problems, "; "))
-	}
-	if err := readValues(mf, params); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	return nil
-}
-
 // mismatches lists the params that model file mf lacks or holds with another dtype or shape,
 // and the tensors of mf that are no param.
 func mismatches(mf *safetensors.File, params []*nn.Param, byName map[string]*nn.Param) []string {

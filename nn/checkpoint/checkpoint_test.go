@@ -484,32 +484,6 @@ func mustRead(t testing.TB, path string) []byte {
 	return b
 }
 
-// TestLoadWeightsWithoutOptimiserFile reads a model file whose optimiser file is gone (a model
-// shared or exported alone), with Load's checks of names and shapes.
-func TestLoadWeightsWithoutOptimiserFile(t *testing.T) {
-	run := t.TempDir()
-	path := save(t, run, 7)
-	if err := os.Remove(OptimPath(path)); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := Load(path, model(0)); err == nil {
-		t.Error("Load succeeded without the optimiser file")
-	}
-	ps := model(0)
-	if err := LoadWeights(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	if want := model(7); !reflect.DeepEqual(ps, want) {
-		t.Errorf("LoadWeights read %v, saved %v", ps[0].Value, want[0].Value)
-	}
-	bad := model(0)
-	bad[1] = &nn.Param{Name: "ln_final.bias", Shape: []int{5}, Value: make([]float32, 5)}
-	err := LoadWeights(path, bad)
-	if err == nil || !strings.Contains(err.Error(), "mis-shaped ln_final.bias") || !strings.Contains(err.Error(), path) {
-		t.Errorf("LoadWeights of a mis-shaped model: %v", err)
-	}
-}
-
 // TestSaveNeverOverwrites: a step whose model file exists (whole or damaged) is not written
 // again, and its files stay as they were; a lone optimiser file (a crash inside Save) is.
 func TestSaveNeverOverwrites(t *testing.T) {
