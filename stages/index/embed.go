@@ -350,6 +350,9 @@ func newIndexWriter(path string, dim int, images bool, classes []string) (*index
 		pq.WithStats(false),
 		pq.WithMaxRowGroupLength(RowGroupRows),
 		pq.WithCreatedBy("clipgo embed"),
+		// A required root, as parquet-mr and pyarrow write it: arrow-go v15 writes REPEATED by
+		// default, and readers such as hyparquet then fail on every column (apache/arrow-go#722).
+		pq.WithRootRepetition(pq.Repetitions.Required),
 	)
 	fw, err := pqarrow.NewFileWriter(sc, indexSink{tmp}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {

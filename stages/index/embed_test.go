@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
@@ -130,6 +131,15 @@ func TestEmbedWritesAnIndexOthersRead(t *testing.T) {
 		t.Fatalf("%d records in the dataset, summary %+v; want 38 rows of E=8", len(recs), fx.sum)
 	}
 	tbl, meta := readIndexTable(t, fx.index)
+	// A required root, as parquet-mr and pyarrow write it (hyparquet cannot read a repeated one).
+	pf, err := file.OpenParquetFile(fx.index, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := pf.MetaData().Schema.Root().RepetitionType(); rep != parquet.Repetitions.Required {
+		t.Errorf("the index's root is %s, want required", rep)
+	}
+	pf.Close()
 	if tbl.NumRows() != int64(len(recs)) {
 		t.Fatalf("index has %d rows, want %d", tbl.NumRows(), len(recs))
 	}
