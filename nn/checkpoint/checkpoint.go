@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/internal/safetensors"
 	"github.com/clipgo/clipgo/nn"
 )
@@ -584,7 +585,8 @@ func paramOf(key string, byName map[string]*nn.Param) *nn.Param {
 }
 
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path) // a FIFO swapped in for the file must not block
+
 	if err != nil {
 		return "", err
 	}
