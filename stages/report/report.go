@@ -241,6 +241,9 @@ func summarise(log runlog.Log) []fact {
 		if !math.IsNaN(last.LogitScaleExp) {
 			add("logit scale (1/temperature)", "%.2f → %.2f", first.LogitScaleExp, last.LogitScaleExp)
 		}
+		if first.LogitBias != nil && last.LogitBias != nil {
+			add("logit bias (SigLIP)", "%.2f → %.2f", *first.LogitBias, *last.LogitBias)
+		}
 		var sum float64
 		var cnt int
 		for _, r := range log.Train {
@@ -296,6 +299,13 @@ func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 			named("text→image", vals(func(r runlog.Val) float64 { return r.TextTop }))}},
 		{"logit_scale.png", "Logit scale exp(t) = 1/temperature", "logit scale", false, []plots.Series{
 			steps(func(r runlog.Train) float64 { return r.LogitScaleExp })}},
+		{"logit_bias.png", "Logit bias b (SigLIP)", "logit bias", false, []plots.Series{
+			steps(func(r runlog.Train) float64 {
+				if r.LogitBias == nil {
+					return math.NaN()
+				}
+				return *r.LogitBias
+			})}},
 		{"lr.png", "Learning rate", "learning rate", false, []plots.Series{
 			steps(func(r runlog.Train) float64 { return r.LR })}},
 		{"samples_per_s.png", "Throughput", "samples/s", false, []plots.Series{

@@ -38,15 +38,36 @@ type Train struct {
 	Loss  float32 `json:"loss"` // the step's contrastive loss
 	// LogitScale is the learnable logit scale t itself; LogitScaleExp is exp(t), the inverse
 	// softmax temperature that multiplies the cosine similarities. Logs written before
-	// LogitScaleExp existed held exp(t) in logit_scale: Read converts them.
-	LogitScale    float64  `json:"logit_scale"`
-	LogitScaleExp float64  `json:"logit_scale_exp"`
-	LR            float64  `json:"lr"`
-	GradNorm      float64  `json:"grad_norm"` // before clipping
-	SamplesPerS   float64  `json:"samples_per_s"`
-	StallS        float64  `json:"stall_s"`          // waiting for input since the previous record
-	ElapsedS      float64  `json:"elapsed_s"`        // since the invocation began
-	CommS         *float64 `json:"comm_s,omitempty"` // data parallel: in collectives since the previous record
+	// LogitScaleExp existed held exp(t) in logit_scale: Read converts them. A model without a
+	// temperature (model.loss triplet) has neither: NaN here, left out of the record.
+	LogitScale    float64 `json:"logit_scale"`
+	LogitScaleExp float64 `json:"logit_scale_exp"`
+	// LogitBias is SigLIP's learnable bias b (model.loss siglip); nil (left out) for the
+	// losses without one.
+	LogitBias   *float64 `json:"logit_bias,omitempty"`
+	LR          float64  `json:"lr"`
+	GradNorm    float64  `json:"grad_norm"` // before clipping
+	SamplesPerS float64  `json:"samples_per_s"`
+	StallS      float64  `json:"stall_s"`          // waiting for input since the previous record
+	ElapsedS    float64  `json:"elapsed_s"`        // since the invocation began
+	CommS       *float64 `json:"comm_s,omitempty"` // data parallel: in collectives since the previous record
+}
+
+// MarshalJSON writes the record, leaving out a logit scale that is NaN or infinite (a model
+// without a temperature): JSON has no NaN, and Read reads the missing key as NaN.
+func (r Train) MarshalJSON() ([]byte, error) {
+	type plain Train // the fields, without this method
+	finite := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	return json.Marshal(struct {
+		plain
+		LogitScale    *float64 `json:"logit_scale,omitempty"`
+		LogitScaleExp *float64 `json:"logit_scale_exp,omitempty"`
+	}{plain(r), finite(r.LogitScale), finite(r.LogitScaleExp)})
 }
 
 // Val is a validation record of metrics.jsonl: the mean contrastive loss and in-batch

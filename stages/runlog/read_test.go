@@ -2,6 +2,7 @@ package runlog
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"math"
 	"os"
@@ -123,5 +124,38 @@ func TestReadOldAndNewLogitScale(t *testing.T) {
 	}
 	if v := log.Val[0]; v != (Val{Step: 2, Loss: 1.5, ImageTop: 0.5, TextTop: 0.25, Batches: 3}) {
 		t.Errorf("validation record read as %+v", v)
+	}
+}
+
+// TestTrainWithoutTemperature writes the record of a model without a logit scale (model.loss
+// triplet) and one with SigLIP's bias: the NaN scale is left out (JSON has no NaN) and reads
+// back as NaN; the bias is written when there is one.
+func TestTrainWithoutTemperature(t *testing.T) {
+	nan := math.NaN()
+	bias := -9.5
+	var buf bytes.Buffer
+	for _, r := range []Train{
+		{Step: 1, Loss: 0.5, LogitScale: nan, LogitScaleExp: nan, LR: 1e-3},
+		{Step: 2, Loss: 0.4, LogitScale: math.Log(10), LogitScaleExp: 10, LogitBias: &bias, LR: 1e-3},
+	} {
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("step %d: %v", r.Step, err)
+		}
+		buf.Write(append(raw, '\n'))
+	}
+	if s := buf.String(); strings.Contains(strings.Split(s, "\n")[0], "logit") || !strings.Contains(s, `"logit_bias":-9.5`) {
+		t.Errorf("records:\n%s", s)
+	}
+	log, err := Parse(&buf)
+	if err != nil || len(log.Train) != 2 {
+		t.Fatalf("%+v, %v", log, err)
+	}
+	a, b := log.Train[0], log.Train[1]
+	if !math.IsNaN(a.LogitScale) || !math.IsNaN(a.LogitScaleExp) || a.LogitBias != nil {
+		t.Errorf("without a temperature: %+v", a)
+	}
+	if b.LogitScaleExp != 10 || math.Abs(b.LogitScale-math.Log(10)) > 1e-12 || b.LogitBias == nil || *b.LogitBias != bias {
+		t.Errorf("SigLIP: %+v", b)
 	}
 }

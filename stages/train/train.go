@@ -156,15 +156,19 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 		t.sum.LastLoss, t.sum.Steps = loss, step+1
 
 		rate := float64(samples) / time.Since(start).Seconds()
-		scale := logitScale(t.params)
-		bar.Add(1, fmt.Sprintf("loss %.4f T %.2f lr %.2e %.0f samples/s", loss, math.Exp(scale), lr, rate))
+		scale, bias := logitScale(t.params), logitBias(t.params)
+		temp := "" // a loss without a temperature (triplet) has none to show
+		if !math.IsNaN(scale) {
+			temp = fmt.Sprintf(" T %.2f", math.Exp(scale))
+		}
+		bar.Add(1, fmt.Sprintf("loss %.4f%s lr %.2e %.0f samples/s", loss, temp, lr, rate))
 		if t.lead && ((step+1)%cfg.Train.LogEvery == 0 || step == t.sum.FirstStep) {
 			stall := t.stall()
 			if stall < lastStall { // a new epoch started its own count
 				lastStall = 0
 			}
 			rec := runlog.Train{Step: step + 1, Epoch: t.streams[0].epoch, Loss: loss, LogitScale: scale,
-				LogitScaleExp: math.Exp(scale), LR: lr, GradNorm: gradNorm, SamplesPerS: rate,
+				LogitScaleExp: math.Exp(scale), LogitBias: bias, LR: lr, GradNorm: gradNorm, SamplesPerS: rate,
 				StallS: (stall - lastStall).Seconds(), ElapsedS: time.Since(start).Seconds()}
 			if t.comm.Size() > 1 {
 				comm := t.commTime()
@@ -243,6 +247,7 @@ type trainer struct {
 	samples *runlog.Writer // opts.SampleLog, or nil
 	seen    []seenSample
 	cfgJSON string
+	init    *initWeights // a new run's pretrained weights (Config.Init), on rank 0 until loaded
 
 	comm       *dist.Comm
 	lead       bool          // rank 0: logs, writes checkpoints and metrics
@@ -283,6 +288,15 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 	t.dataCtx, t.cancel = context.WithCancel(parent)
 	if err := cfg.Validate(); err != nil {
 		return t, err
+	}
+	if cfg.Init != "" {
+		if err := t.resolveInit(); err != nil {
+			return t, err
+		}
+		cfg = t.cfg
+		if err := cfg.Model.Validate(); err != nil {
+			return t, fmt.Errorf("init %s: %w", cfg.Init, err)
+		}
 	}
 	if cfg.Model.Text.VocabSize < tokenizer.VocabSize {
 		return t, fmt.Errorf("model.text.vocab_size %d is smaller than the CLIP tokenizer's %d ids: real captions need the full vocabulary",
@@ -357,6 +371,12 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 		return t, err
 	}
 	t.params = t.model.Params()
+	if err := t.loadInit(); err != nil {
+		return t, err
+	}
+	if err := t.recordInit(); err != nil {
+		return t, err
+	}
 	if t.opt, err = optim.NewAdamW(t.params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2,
 		Eps: cfg.Train.Eps, WeightDecay: cfg.Train.WeightDecay}); err != nil {
 		return t, err
@@ -609,12 +629,24 @@ func boolProb(b bool) float64 {
 }
 
 // logitScale returns the learnable logit scale t; exp(t) is the inverse softmax temperature
-// the model has learned.
+// the model has learned. It is NaN for a model without one (model.loss triplet), which the
+// metrics record then leaves out.
 func logitScale(params []*nn.Param) float64 {
 	for _, p := range params {
-		if p.Name == "logit_scale" {
+		if p.Name == fusion.LogitScaleName {
 			return float64(p.Value[0])
 		}
 	}
 	return math.NaN()
+}
+
+// logitBias returns SigLIP's learnable logit bias, or nil for a model without one.
+func logitBias(params []*nn.Param) *float64 {
+	for _, p := range params {
+		if p.Name == fusion.LogitBiasName {
+			b := float64(p.Value[0])
+			return &b
+		}
+	}
+	return nil
 }
