@@ -14,14 +14,14 @@ import (
 
 func newPretrainCmd() *cobra.Command {
 	var (
-		recipe, out, resume, sampleLog string
-		sets                           []string
-		stopAt                         int64
-		allowChanges                   bool
+		recipe, out, resume, sampleLog, initPath string
+		sets                                     []string
+		stopAt                                   int64
+		allowChanges, quickGELU                  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--resume latest]",
-		Short: "train a CLIP model on prepared shards with the symmetric contrastive loss",
+		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--init WEIGHTS] [--resume latest]",
+		Short: "train a CLIP model on prepared shards (CLIP, SigLIP or triplet loss), from scratch or from pretrained weights",
 		Long: `pretrain trains a CLIP model (vision and text transformers, learnable temperature) on the
 train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe name (demo,
 flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
@@ -33,6 +33,18 @@ the training (batch, data, seed, optimisation) is refused unless --allow-changes
 change is recorded in RUN_DIR/config-history.jsonl. Raising train.steps continues a finished run.
 A damaged newest checkpoint is an error: fall back explicitly with --resume RUN_DIR/step-N.safetensors.
 One pretrain writes a run directory at a time (a lock file, RUN_DIR/.clipgo.lock).
+
+--init WEIGHTS (or init: in the recipe) starts a new run from pretrained weights: a clipgo
+checkpoint or run directory, an open_clip or OpenAI-converted state dict (.safetensors, with or
+without "module.", F32/F16/BF16), or a Hugging Face CLIPModel directory (model.safetensors and
+config.json). The model comes from the weights (no model_preset); model.* keys may only set what
+keeps their tensors: quick_gelu (--quick-gelu, for OpenAI's bare state dicts), heads, the loss
+settings the tensors hold (a state dict with logit_bias trains with model.loss siglip). The
+optimiser starts fresh at step 0. The weights' path and SHA-256 go to RUN_DIR/config-history.jsonl;
+a resume continues from the run's own checkpoint and never reads them again.
+
+model.loss picks the objective: clip (default), siglip (sigmoid loss, learnable bias) or triplet
+(model.triplet.margin, model.triplet.hardest); model.triplet.weight=W adds W × triplet to clip.
 
 Data parallel: built with MPI (make build-mpi), "mpirun -np N clipgo pretrain ..." trains on N
 ranks; train.batch_size is the global batch, each rank takes its share (README: Scaling out).`,
@@ -50,6 +62,15 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 				if ok {
 					recipe = path
 				}
+			}
+			if cmd.Flags().Changed("init") {
+				if initPath == "" {
+					return errors.New("--init: want the pretrained weights to start from (a .safetensors file or a Hugging Face model directory)")
+				}
+				sets = append(sets, "init="+initPath)
+			}
+			if quickGELU {
+				sets = append(sets, "model.quick_gelu=true")
 			}
 			cfg, err := train.LoadConfig(recipe, sets)
 			if err != nil {
@@ -118,6 +139,8 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 	f.StringVar(&resume, "resume", "", `continue a run: "latest", a checkpoint path, or "auto" (latest when RUN_DIR has one, else start)`)
 	f.Int64Var(&stopAt, "stop-at", 0, "end after this step with a checkpoint (continue later with --resume latest); a resume refuses a step at or before its checkpoint's")
 	f.BoolVar(&allowChanges, "allow-changes", false, "let a resume change recipe keys that make it differ from a run that never stopped (batch, data, seed, optimisation); recorded in RUN_DIR/config-history.jsonl")
+	f.StringVar(&initPath, "init", "", "start a new run from pretrained weights: a clipgo checkpoint or run, an open_clip/OpenAI state dict, or a Hugging Face CLIPModel directory; the model comes from them (the recipe's model_preset and model section are not used; --set model.* may set what keeps their shapes)")
+	f.BoolVar(&quickGELU, "quick-gelu", false, "the model uses QuickGELU (OpenAI's models; a bare state dict does not record it): model.quick_gelu=true")
 	f.StringVar(&sampleLog, "sample-log", "", "append one JSON line per training sample consumed (step, epoch, key) to this file: an audit of what the model saw")
 	return cmd
 }

@@ -3,8 +3,10 @@ package train
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -19,10 +21,21 @@ import (
 // `--set` paths) are model.*, data.*, train.*; model_preset names a file of configs/models
 // whose sizes the recipe's model section then overrides.
 type Config struct {
-	ModelPreset string        `yaml:"model_preset"`
-	Model       fusion.Config `yaml:"model"`
-	Data        DataConfig    `yaml:"data"`
-	Train       LoopConfig    `yaml:"train"`
+	ModelPreset string `yaml:"model_preset"`
+	// Init names pretrained weights a new run starts from (`--init`): a clipgo checkpoint or
+	// run directory, an open_clip/OpenAI state dict, or a Hugging Face CLIPModel (its
+	// directory, or its model.safetensors with config.json beside it). The model's sizes then
+	// come from the weights; the model section may only set keys that keep the weights'
+	// shapes (quick_gelu, heads, the loss when its tensors match). A resume of the run does
+	// not read it again, and refuses to change it.
+	Init  string        `yaml:"init,omitempty"`
+	Model fusion.Config `yaml:"model"`
+	Data  DataConfig    `yaml:"data"`
+	Train LoopConfig    `yaml:"train"`
+
+	// modelKeys are the model.* keys the recipe and its --set gave (dotted, "model." cut):
+	// with Init, these are laid over the weights' config.
+	modelKeys []string
 }
 
 // DataConfig names the prepared datasets (directories made by `clipgo prepare`).
@@ -87,16 +100,42 @@ func LoadConfig(recipe string, sets []string) (Config, error) {
 	// The preset goes first, under the recipe's own model keys; a --set of it picks it too.
 	var head struct {
 		ModelPreset string         `yaml:"model_preset"`
+		Init        string         `yaml:"init"`
+		Model       map[string]any `yaml:"model"`
 		Rest        map[string]any `yaml:",inline"`
 	}
 	if err := yaml.Unmarshal(raw, &head); err != nil {
 		return cfg, fmt.Errorf("config %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	// init given by --set (--init) replaces the recipe's model: the recipe lends its data and
+	// training keys to a run whose model is the weights'. init in the recipe itself goes with
+	// the recipe's model section, laid over the weights' config.
+	modelKeys := map[string]bool{}
+	initSet, presetSet := false, false
 	for _, s := range sets {
-		if k, v, ok := strings.Cut(s, "="); ok && strings.TrimSpace(k) == "model_preset" {
-			head.ModelPreset = strings.TrimSpace(v)
+		k, v, ok := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		switch {
+		case !ok:
+		case k == "model_preset":
+			head.ModelPreset, presetSet = strings.TrimSpace(v), true
+		case k == "init":
+			head.Init, initSet = strings.TrimSpace(v), head.Init != strings.TrimSpace(v)
+		case strings.HasPrefix(k, "model."):
+			modelKeys[strings.TrimPrefix(k, "model.")] = true
 		}
 	}
+	if initSet && !presetSet {
+		head.ModelPreset = ""
+	}
+	if !initSet {
+		flatKeys("", head.Model, modelKeys)
+	}
+	if head.Init != "" && head.ModelPreset != "" {
+		return cfg, fmt.Errorf("config %s: model_preset %q and init %q: a run that starts from pretrained weights takes its model from them; leave out model_preset",
+			name, head.ModelPreset, head.Init)
+	}
+	cfg.modelKeys = slices.Sorted(maps.Keys(modelKeys))
 	if head.ModelPreset != "" {
 		if err := preset.Load(head.ModelPreset, &cfg.Model); err != nil {
 			return cfg, err
@@ -105,12 +144,26 @@ func LoadConfig(recipe string, sets []string) (Config, error) {
 	if err := config.Decode(name, raw, &cfg); err != nil {
 		return cfg, err
 	}
+	if initSet { // the recipe's model is not this run's
+		cfg.ModelPreset, cfg.Model = "", DefaultConfig().Model
+	}
 	for _, s := range sets {
 		if err := config.Set(&cfg, s); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// flatKeys adds the dotted keys of the leaves of a YAML mapping to keys.
+func flatKeys(prefix string, m map[string]any, keys map[string]bool) {
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			flatKeys(prefix+k+".", sub, keys)
+		} else {
+			keys[prefix+k] = true
+		}
+	}
 }
 
 // readRecipe reads a recipe from a file, or from the embedded configs/train when recipe is a
@@ -129,8 +182,10 @@ func readRecipe(recipe string) (raw []byte, name string, err error) {
 
 // Validate refuses a run that cannot work, naming the key.
 func (c Config) Validate() error {
-	if err := c.Model.Validate(); err != nil {
-		return err
+	if c.Init == "" { // with init, the model is the weights' (and checked when they are read)
+		if err := c.Model.Validate(); err != nil {
+			return err
+		}
 	}
 	t := c.Train
 	switch {

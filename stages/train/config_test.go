@@ -101,3 +101,45 @@ func TestRecipeNameIsNotADirectory(t *testing.T) {
 		t.Fatalf("built-in recipe beside a directory named demo: %v", err)
 	}
 }
+
+// TestLossKeysAndInitConfig: --set reaches the loss keys (issue 15), and init (issue 14)
+// takes the model from the weights: --init (a set) drops the recipe's preset and model
+// section, keeping only the model keys the command line gives; init in a recipe with a
+// preset is refused by name.
+func TestLossKeysAndInitConfig(t *testing.T) {
+	cfg, err := LoadConfig("demo", []string{"model.loss=triplet", "model.triplet.margin=0.2", "model.triplet.hardest=true", "model.triplet.weight=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Model; m.Loss != "triplet" || m.Triplet.Margin != 0.2 || !m.Triplet.Hardest {
+		t.Errorf("loss keys: %+v", m)
+	}
+	if _, err := LoadConfig("demo", []string{"model.loss=clip", "model.triplet.weight=0.5", "model.triplet.margin=0.1"}); err != nil {
+		t.Errorf("clip + triplet: %v", err)
+	}
+	if _, err := LoadConfig("demo", []string{"model.loss=siglip", "model.triplet.weight=0.5"}); err == nil || !strings.Contains(err.Error(), "model.triplet.weight") {
+		t.Errorf("siglip + triplet weight: %v", err)
+	}
+
+	cfg, err = LoadConfig("demo", []string{"init=/weights.safetensors", "model.quick_gelu=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Init != "/weights.safetensors" || cfg.ModelPreset != "" || cfg.Model.EmbedDim != 0 || !cfg.Model.QuickGELU ||
+		strings.Join(cfg.modelKeys, ",") != "quick_gelu" {
+		t.Errorf("--init over the demo recipe: init %q, preset %q, model %+v, keys %v", cfg.Init, cfg.ModelPreset, cfg.Model, cfg.modelKeys)
+	}
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "r.yaml")
+	os.WriteFile(recipe, []byte("init: w.safetensors\nmodel: {quick_gelu: true, vision: {heads: 4}}\ndata: {train: d}\n"), 0o644)
+	if cfg, err = LoadConfig(recipe, []string{"model.loss=clip"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.modelKeys, ","); got != "loss,quick_gelu,vision.heads" {
+		t.Errorf("model keys of a recipe with init: %s", got)
+	}
+	os.WriteFile(recipe, []byte("init: w.safetensors\nmodel_preset: tiny\ndata: {train: d}\n"), 0o644)
+	if _, err := LoadConfig(recipe, nil); err == nil || !strings.Contains(err.Error(), "model_preset") {
+		t.Errorf("init with a preset: %v", err)
+	}
+}

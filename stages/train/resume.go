@@ -136,7 +136,8 @@ func (t *trainer) checkResume(old Config, step int64) ([]runlog.Change, error) {
 		rec := runlog.Change{Time: now, Step: step, Key: c.key, Old: c.old, New: c.new, Reason: "does not change the training"}
 		desc := fmt.Sprintf("%s: %s -> %s", c.key, c.old, c.new)
 		switch {
-		case strings.HasPrefix(c.key, "model."):
+		case strings.HasPrefix(c.key, "model.") || c.key == "init":
+			// init: the run started from those weights; the checkpoint holds what they became.
 			model = append(model, desc)
 		case c.key == "train.steps" && cfg.Train.Steps > old.Train.Steps:
 			rec.Reason = "train.steps raised"
@@ -152,7 +153,7 @@ func (t *trainer) checkResume(old Config, step int64) ([]runlog.Change, error) {
 		changes = append(changes, rec)
 	}
 	if len(model) > 0 {
-		return nil, fmt.Errorf("resume: the model differs from the checkpoint's, which holds its weights (%s); --allow-changes does not cover the model: start a new run instead",
+		return nil, fmt.Errorf("resume: the model (or the init weights it started from) differs from the checkpoint's, which holds its weights (%s); --allow-changes does not cover the model: start a new run instead",
 			strings.Join(model, "; "))
 	}
 	if len(breaking) > 0 && !t.opts.AllowChanges {
