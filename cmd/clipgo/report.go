@@ -15,7 +15,7 @@ func newReportCmd() *cobra.Command {
 		Short: "write a self-contained HTML report (and PNG figures) of a training run and its evaluations",
 		Long: `report reads RUN_DIR/metrics.jsonl, RUN_DIR/config.yaml and every evaluation result in
 RUN_DIR/eval/*.json (with its .details.json) and writes PNG figures (loss, validation accuracy,
-logit scale, learning rate, throughput, gradient norm, confusion matrices) and one report.html
+logit scale, SigLIP's logit bias, learning rate, throughput, gradient norm, confusion matrices) and one report.html
 with every figure inlined, so the file can be mailed or opened anywhere on its own.
 The output goes to RUN_DIR/report unless --out says otherwise.`,
 		Args: cobra.ExactArgs(1),

@@ -9,7 +9,7 @@ import (
 )
 
 func TestBuiltInRecipesLoad(t *testing.T) {
-	for _, name := range []string{"demo", "flickr8k"} {
+	for _, name := range []string{"demo", "flickr8k", "flickr8k-siglip"} {
 		cfg, err := LoadConfig(name, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
