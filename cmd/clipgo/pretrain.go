@@ -24,7 +24,7 @@ func newPretrainCmd() *cobra.Command {
 		Short: "train a CLIP model on prepared shards (CLIP, SigLIP or triplet loss), from scratch or from pretrained weights",
 		Long: `pretrain trains a CLIP model (vision and text transformers, learnable temperature) on the
 train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe name (demo,
-flickr8k); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
+flickr8k, flickr8k-siglip); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
 train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
 (RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
 at the end and on SIGINT/SIGTERM/SIGUSR1. --resume latest continues a run exactly where it stopped,
@@ -133,7 +133,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&recipe, "config", "demo", "training recipe: a YAML file or a built-in name (demo, flickr8k)")
+	f.StringVar(&recipe, "config", "demo", "training recipe: a YAML file or a built-in name (demo, flickr8k, flickr8k-siglip)")
 	f.StringVar(&out, "out", "", "run directory (checkpoints, metrics.jsonl, config.yaml)")
 	f.StringArrayVar(&sets, "set", nil, "override a config key: --set train.steps=100 (repeatable)")
 	f.StringVar(&resume, "resume", "", `continue a run: "latest", a checkpoint path, or "auto" (latest when RUN_DIR has one, else start)`)
