@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/internal/testenv"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/stages/runlog"
 	"go.yaml.in/yaml/v3"
@@ -86,6 +88,35 @@ func writeBareStateDict(t *testing.T, src, dst string) map[string][]float32 {
 		t.Fatal(err)
 	}
 	return want
+}
+
+// writeStateDict rewrites a clipgo checkpoint as a plain F32 open_clip state dict with meta
+// instead of clipgo's metadata.
+func writeStateDict(t *testing.T, src, dst string, meta safetensors.Metadata) {
+	t.Helper()
+	f, err := safetensors.OpenFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var tensors []safetensors.Tensor
+	for _, info := range f.Tensors {
+		v, err := f.Float32s(info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors = append(tensors, safetensors.Tensor{Name: info.Name, DType: safetensors.F32, Shape: info.Shape, Data: v})
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.Write(out, tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPretrainInit starts runs from pretrained weights (issue 14 item 1): a short demo run's
@@ -222,6 +253,35 @@ func TestPretrainInit(t *testing.T) {
 	if c := string(readFile(filepath.Join(sigTuned, runlog.ConfigName))); !strings.Contains(c, "loss: siglip") {
 		t.Errorf("a run from a SigLIP state dict does not train with model.loss siglip:\n%s", c)
 	}
+
+	// A Hugging Face CLIPModel directory (transformers' names, config.json with quick_gelu):
+	// the same weights, read exactly, and the activation from config.json.
+	t.Run("hugging face", func(t *testing.T) {
+		peers := filepath.Dir(testenv.SharedFile(t, "peers/clip_step.py"))
+		withHeads := filepath.Join(dir, "heads.safetensors")
+		writeStateDict(t, srcCkpt, withHeads, safetensors.Metadata{{Key: "vision_heads", Value: "2"}, {Key: "text_heads", Value: "2"}})
+		hf := filepath.Join(dir, "hf")
+		cmd := exec.Command("/usr/bin/python3", filepath.Join(testenv.RepoRoot(t), "scripts/peers/to_huggingface.py"), "--peers", peers,
+			"--in", withHeads, "--out", hf, "--hidden-act", "quick_gelu")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("to_huggingface.py: %v\n%s", err, b)
+		}
+		run3 := filepath.Join(dir, "from-hf")
+		if out, err := pretrain(run3, "--init", hf, "--set", "train.steps=2", "--set", "train.lr=1e-30", "--stop-at", "1"); err != nil {
+			t.Fatalf("--init %s: %v\n%s", hf, err, out)
+		}
+		srcT := readTensors(t, srcCkpt)
+		for name, g := range readTensors(t, checkpoint.ModelPath(run3, 1)) {
+			for i := range g {
+				if d := math.Abs(float64(g[i] - srcT[name][i])); d > 1e-20 {
+					t.Fatalf("%s[%d] = %g from the Hugging Face directory, %g in the source", name, i, g[i], srcT[name][i])
+				}
+			}
+		}
+		if c := string(readFile(filepath.Join(run3, runlog.ConfigName))); !strings.Contains(c, "quick_gelu: true") {
+			t.Errorf("config.json's hidden_act quick_gelu not taken:\n%s", c)
+		}
+	})
 
 	// Keys that keep the tensors may be set (quick_gelu: a bare state dict does not record it);
 	// keys that change them are refused by name, and so is a preset.
