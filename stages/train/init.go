@@ -103,11 +103,7 @@ func (t *trainer) initModel() (fusion.Config, error) {
 		if err != nil {
 			return fusion.Config{}, fmt.Errorf("resume: %w", err)
 		}
-		base, err := fusion.WeightsOf(saved)
-		if err != nil {
-			return fusion.Config{}, fmt.Errorf("resume %s: %w", path, err)
-		}
-		return overlayModel(saved, base, cfg, "the checkpoint "+path)
+		return overlayModel(saved, func() ([]*nn.Param, error) { return fusion.WeightsOf(saved) }, cfg, "the checkpoint "+path)
 	}
 	path, err := InitWeightsPath(cfg.Init)
 	if err != nil {
@@ -118,7 +114,7 @@ func (t *trainer) initModel() (fusion.Config, error) {
 	if err != nil {
 		return fusion.Config{}, fmt.Errorf("init: %w", err)
 	}
-	model, err := overlayModel(wcfg, params, cfg, "the weights "+path)
+	model, err := overlayModel(wcfg, func() ([]*nn.Param, error) { return params, nil }, cfg, "the weights "+path)
 	if err != nil {
 		return fusion.Config{}, err
 	}
@@ -133,10 +129,11 @@ func (t *trainer) initModel() (fusion.Config, error) {
 }
 
 // overlayModel lays the model keys the recipe gave (cfg.modelKeys, values in cfg.Model) over
-// base, the config of weights whose tensors are params. A key may change the model only as
+// base, the config of weights whose tensors params returns (asked only when a key changes
+// the model). A key may change the model only as
 // far as the tensors still fit it exactly (names and shapes: quick_gelu, head counts, the loss
 // settings its tensors allow); any other is refused, naming it with both values.
-func overlayModel(base fusion.Config, params []*nn.Param, cfg Config, what string) (fusion.Config, error) {
+func overlayModel(base fusion.Config, params func() ([]*nn.Param, error), cfg Config, what string) (fusion.Config, error) {
 	merged := base
 	var changed []string
 	for _, key := range cfg.modelKeys {
@@ -153,7 +150,11 @@ func overlayModel(base fusion.Config, params []*nn.Param, cfg Config, what strin
 	if len(changed) == 0 {
 		return merged, nil
 	}
-	want := shapesOf(params)
+	ps, err := params()
+	if err != nil {
+		return base, fmt.Errorf("init: %s: %w", what, err)
+	}
+	want := shapesOf(ps)
 	fits := func(c fusion.Config) (bool, error) {
 		ps, err := fusion.WeightsOf(c)
 		if err != nil {
