@@ -3,6 +3,7 @@
 package runlog
 
 import (
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -121,7 +122,7 @@ func newRecords() (Train, Val) {
 // and noted (a run killed mid-write leaves half a last line); a missing file, one over
 // MaxBytes or a line over MaxLine is an error.
 func Read(path string) (Log, error) {
-	f, err := os.Open(path)
+	f, err := fileinput.OpenRegular(path)
 	if err != nil {
 		return Log{}, fmt.Errorf("metrics log: %w", err)
 	}

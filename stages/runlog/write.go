@@ -1,6 +1,7 @@
 package runlog
 
 import (
+	"github.com/clipgo/clipgo/internal/fileinput"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -94,7 +95,7 @@ func (w *Writer) Close() error { return w.f.Close() }
 // truncate rewrites a log of steps without the records of steps after step, and without
 // torn lines.
 func truncate(path string, step int64) error {
-	raw, err := os.ReadFile(path)
+	raw, err := fileinput.ReadFile(path, MaxBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
