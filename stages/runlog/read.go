@@ -3,7 +3,6 @@
 package runlog
 
 import (
-	"github.com/clipgo/clipgo/internal/fileinput"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -11,8 +10,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
 // Files of a run directory besides its checkpoints.

@@ -1,7 +1,6 @@
 package runlog
 
 import (
-	"github.com/clipgo/clipgo/internal/fileinput"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -9,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/clipgo/clipgo/internal/fileinput"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
 )
