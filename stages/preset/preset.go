@@ -1,5 +1,6 @@
-// Package preset reads the model presets built into the binary (configs/models: tiny, small,
-// vit-b-32) onto a model config.
+// Package preset reads the model presets built into the binary (configs/models: the
+// reference's tiny and small, vit-b-32, rn50-tiny, and OpenAI's layouts vit-b-32-openai and
+// rn50-openai) onto a model config.
 package preset
 
 import (
