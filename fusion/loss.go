@@ -23,6 +23,26 @@ type LossInputs struct {
 	Group       *Group  // the data-parallel collectives; nil in one process
 }
 
+// global returns the features this rank's rows are scored against: its own in one process;
+// data parallel, every rank's, all-gathered (with the gradient summed back), and the offset
+// of this rank's rows among them.
+func (in LossInputs) global() (img, txt *G.Node, offset int, err error) {
+	if in.Group == nil {
+		return in.Image, in.Text, 0, nil
+	}
+	rows, _, err := nn.Matrix("loss", in.Image)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if img, err = allGather(in.Image, in.Group); err != nil {
+		return nil, nil, 0, err
+	}
+	if txt, err = allGather(in.Text, in.Group); err != nil {
+		return nil, nil, 0, err
+	}
+	return img, txt, in.Group.Rank() * rows, nil
+}
+
 // LossOutputs are the nodes a Loss adds. PerImage and PerText feed validation's in-batch
 // retrieval and the parity outputs.
 type LossOutputs struct {
@@ -53,15 +73,7 @@ func (CLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 		loss, err := contrastiveLossOp(logits)
 		return LossOutputs{Loss: loss, PerImage: logits}, err
 	}
-	rows, _, err := nn.Matrix("clip loss", in.Image)
-	if err != nil {
-		return LossOutputs{}, err
-	}
-	imgAll, err := allGather(in.Image, in.Group)
-	if err != nil {
-		return LossOutputs{}, err
-	}
-	txtAll, err := allGather(in.Text, in.Group)
+	imgAll, txtAll, offset, err := in.global()
 	if err != nil {
 		return LossOutputs{}, err
 	}
@@ -73,7 +85,7 @@ func (CLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 	if err != nil {
 		return LossOutputs{}, err
 	}
-	loss, err := localContrastiveLossOp(perImage, perText, in.Group.Rank()*rows)
+	loss, err := localContrastiveLossOp(perImage, perText, offset)
 	if err != nil {
 		return LossOutputs{}, fmt.Errorf("clip loss: %w", err)
 	}

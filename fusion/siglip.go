@@ -47,11 +47,7 @@ func (SigLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 		loss, err := sigmoidLossOp(logits, bias, 0)
 		return LossOutputs{Loss: loss, PerImage: logits}, err
 	}
-	rows, _, err := nn.Matrix("siglip loss", in.Image)
-	if err != nil {
-		return LossOutputs{}, err
-	}
-	txtAll, err := allGather(in.Text, in.Group)
+	imgAll, txtAll, offset, err := in.global()
 	if err != nil {
 		return LossOutputs{}, err
 	}
@@ -59,16 +55,12 @@ func (SigLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 	if err != nil {
 		return LossOutputs{}, err
 	}
-	loss, err := sigmoidLossOp(perImage, bias, in.Group.Rank()*rows)
+	loss, err := sigmoidLossOp(perImage, bias, offset)
 	if err != nil {
 		return LossOutputs{}, fmt.Errorf("siglip loss: %w", err)
 	}
 	// This rank's texts against every image, for validation's in-batch retrieval only: no
 	// gradient flows through it.
-	imgAll, err := allGather(in.Image, in.Group)
-	if err != nil {
-		return LossOutputs{}, err
-	}
 	perText, err := logitsOp(in.Text, imgAll, scale)
 	if err != nil {
 		return LossOutputs{}, err

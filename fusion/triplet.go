@@ -30,20 +30,10 @@ type Triplet struct{ TripletConfig }
 
 // Build implements Loss. Alone it makes no parameter: it has no temperature.
 func (l Triplet) Build(_ *nn.Builder, in LossInputs) (LossOutputs, error) {
-	img, txt, offset := in.Image, in.Text, 0
-	imgAll, txtAll := img, txt
-	if in.Group != nil {
-		rows, _, err := nn.Matrix("triplet loss", img)
-		if err != nil {
-			return LossOutputs{}, err
-		}
-		offset = in.Group.Rank() * rows
-		if imgAll, err = allGather(img, in.Group); err != nil {
-			return LossOutputs{}, err
-		}
-		if txtAll, err = allGather(txt, in.Group); err != nil {
-			return LossOutputs{}, err
-		}
+	img, txt := in.Image, in.Text
+	imgAll, txtAll, offset, err := in.global()
+	if err != nil {
+		return LossOutputs{}, err
 	}
 	perImage, err := nn.MatMul(img, txtAll, false, true) // [b, N] cosines, image anchors
 	if err != nil {
