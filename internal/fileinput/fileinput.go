@@ -92,7 +92,7 @@ func OpenRegular(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return checkOpened(f, path)
+	return CheckOpened(f, path)
 }
 
 // OpenRegularIn is OpenRegular for name inside root: root's rules apply (no escaping it,
@@ -111,11 +111,13 @@ func OpenRegularIn(root *os.Root, name string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return checkOpened(f, path)
+	return CheckOpened(f, path)
 }
 
-// checkOpened returns f if the file it opened is regular, else closes it.
-func checkOpened(f *os.File, path string) (*os.File, error) {
+// CheckOpened returns f if the file it opened is regular, else closes it and returns a
+// *NotRegularError naming path: the check after an open that a FIFO swapped in between the
+// stat and the open cannot pass.
+func CheckOpened(f *os.File, path string) (*os.File, error) {
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()

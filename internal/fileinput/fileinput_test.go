@@ -134,11 +134,11 @@ func TestCheckOpenedFIFO(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = checkOpened(f, path)
+		_, err = CheckOpened(f, path)
 		return err
 	})
 	if !errors.Is(err, ErrNotRegular) {
-		t.Fatalf("checkOpened(fifo) = %v, want ErrNotRegular", err)
+		t.Fatalf("CheckOpened(fifo) = %v, want ErrNotRegular", err)
 	}
 }
 

@@ -33,17 +33,13 @@ func openExisting(path string) (*os.File, error) {
 	return regular(f, path)
 }
 
+// regular is fileinput.CheckOpened, with what to do about it.
 func regular(f *os.File, path string) (*os.File, error) {
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
+	f, err := fileinput.CheckOpened(f, path)
+	if errors.Is(err, fileinput.ErrNotRegular) {
+		return nil, fmt.Errorf("%w; remove it", err)
 	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%w; remove it", &fileinput.NotRegularError{Path: path, Mode: st.Mode().Type()})
-	}
-	return f, nil
+	return f, err
 }
 
 // tryLock takes an exclusive flock on f without waiting; held reports that someone else has it.
