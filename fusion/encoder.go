@@ -85,16 +85,19 @@ func NewEncoder(m *Model) (*Encoder, error) {
 }
 
 // LoadEncoder returns the inference path for the model in a weights file, for batches of up
-// to maxBatch rows: a clipgo checkpoint (the model file alone will do: the optimiser file
-// beside it is not read) or an open_clip state dict, as ReadWeights reads them (a state dict
-// without a clipgo config is taken to use GELU; ReadWeights and NewEncoderFrom serve QuickGELU
-// models). No training graph is built.
-func LoadEncoder(path string, maxBatch int) (*Encoder, error) {
-	cfg, params, err := ReadWeights(path, false)
+// to maxBatch rows: anything ReadWeights reads (a clipgo checkpoint, whose optimiser file is
+// not read; an open_clip, OpenAI or Hugging Face file; quickGELU for a bare state dict, which
+// does not record its activation). No training graph is built.
+func LoadEncoder(path string, maxBatch int, quickGELU bool) (*Encoder, error) {
+	cfg, params, err := ReadWeights(path, quickGELU)
 	if err != nil {
 		return nil, err
 	}
-	return NewEncoderFrom(cfg, params, maxBatch)
+	enc, err := NewEncoderFrom(cfg, params, maxBatch)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return enc, nil
 }
 
 // NewEncoderFrom returns the inference path for a model of cfg with the given weights (every

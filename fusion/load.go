@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/clipgo/clipgo/internal/safetensors"
-	"github.com/clipgo/clipgo/nn/checkpoint"
 )
 
 // ConfigKey is the checkpoint metadata key under which training records the model's Config
@@ -31,21 +30,4 @@ func ReadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	return cfg, nil
-}
-
-// Load builds the model a checkpoint records, for batches of batch, with its weights.
-func Load(path string, batch int) (*Model, error) {
-	cfg, err := ReadConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	m, err := New(cfg, batch, 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := checkpoint.Load(path, m.Params()); err != nil {
-		m.Close()
-		return nil, err
-	}
-	return m, nil
 }

@@ -171,15 +171,11 @@ func TestEmbedWritesAnIndexOthersRead(t *testing.T) {
 	}
 
 	// Reference embeddings straight from the encoder.
-	model, err := fusion.Load(fx.ckpt, 3)
+	enc, err := fusion.LoadEncoder(fx.ckpt, 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer model.Close()
-	enc, err := fusion.NewEncoder(model)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer enc.Close()
 	per := enc.ImageLen()
 	images := make([]float32, len(recs)*per)
 	texts := make([]string, len(recs))

@@ -60,14 +60,11 @@ func Open(path string, batch int, quickGELU bool) (*Model, error) {
 		}
 	}
 	batch = cmp.Or(max(batch, 0), DefaultBatch)
-	cfg, params, err := fusion.ReadWeights(path, quickGELU)
+	enc, err := fusion.LoadEncoder(path, batch, quickGELU)
 	if err != nil {
 		return nil, err // it names the file already
 	}
-	enc, err := fusion.NewEncoderFrom(cfg, params, batch)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
+	cfg := enc.Config()
 	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
 }
 
