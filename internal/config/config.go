@@ -1,7 +1,8 @@
 // Package config reads layered YAML configs strictly onto Go structs: files decode in order
-// onto the same value (later files override earlier ones field by field), unknown keys and
-// wrong types are errors that name the key, and `--set a.b.c=value` overrides address fields
-// by their YAML names.
+// onto the same value (later files override earlier ones field by field), unknown keys (listed
+// with the keys allowed there and the likeliest one meant), wrong types and numbers with a
+// fraction for integer keys (which yaml.v3 would truncate) are errors that name the key, and
+// `--set a.b.c=value` overrides address fields by their YAML names, with the same checks.
 package config
 
 import (
@@ -53,6 +54,12 @@ func Decode(name string, raw []byte, dst any) error {
 	if len(raw) > MaxBytes {
 		return fmt.Errorf("config %s: %d bytes exceed the %d-byte limit", name, len(raw), MaxBytes)
 	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err == nil {
+		if err := checkShape(&doc, reflect.TypeOf(dst)); err != nil {
+			return fmt.Errorf("config %s: %w", name, err)
+		}
+	} // a document that does not parse: the decoder below says where
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil {
@@ -81,7 +88,7 @@ func Set(dst any, assignment string) error {
 	for i, p := range parts {
 		f, found := fieldByTag(v, p)
 		if !found {
-			return fmt.Errorf("--set %s: unknown key %q (known here: %s)", key, strings.Join(parts[:i+1], "."), strings.Join(tagNames(v), ", "))
+			return fmt.Errorf("--set %s: %s", key, unknownKey(strings.Join(parts[:i+1], "."), p, tagNames(v)))
 		}
 		v = f
 		if i < len(parts)-1 && v.Kind() != reflect.Struct {
@@ -118,13 +125,21 @@ func setScalar(v reflect.Value, s string) error {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
 		if err != nil {
-			return fmt.Errorf("%q is not an integer", s)
+			f, ferr := wholeNumber(s, v.Type()) // 1e5 is fine, 2.5 is not
+			if ferr != nil {
+				return fmt.Errorf("%q is not an integer", s)
+			}
+			n = int64(f)
 		}
 		v.SetInt(n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
 		if err != nil {
-			return fmt.Errorf("%q is not a non-negative integer", s)
+			f, ferr := wholeNumber(s, v.Type())
+			if ferr != nil {
+				return fmt.Errorf("%q is not a non-negative integer", s)
+			}
+			n = uint64(f)
 		}
 		v.SetUint(n)
 	case reflect.Float32, reflect.Float64:

@@ -20,6 +20,9 @@ func FuzzDecode(f *testing.F) {
 		"a: &a [*a]\n",
 		"\xff\xfe",
 		"--- \n...\n--- {name: y}\n",
+		"steps: 3.7\nvision: {layers: 1e3}\n",
+		"base: &b {layers: 2}\nvision: {<<: *b, mlp_ratio: 2}\n",
+		"vision: {<<: [{layers: 1}, {layrs: 2}]}\n",
 	} {
 		f.Add([]byte(s))
 	}
