@@ -20,6 +20,12 @@ type Config struct {
 	// open_clip's vision_cfg.layers). Left out of YAML and JSON when zero, so that a ViT's
 	// config reads and writes as before.
 	StageLayers StageLayers `yaml:"stage_layers,omitempty" json:"stage_layers,omitzero"`
+	// PatchDropout is the share of a ViT's patch tokens dropped at random from each image in
+	// training (FLIP, Li et al. 2023; open_clip's patch_dropout): the class token and
+	// max(1, ⌊Grid²·(1−p)⌋) patches go through the transformer, so a step costs about 1−p of
+	// the tokens. Inference and evaluation graphs keep every patch. In [0, 1); 0 (the default,
+	// left out of YAML and JSON) drops none.
+	PatchDropout float64 `yaml:"patch_dropout,omitempty" json:"patch_dropout,omitempty"`
 }
 
 // StageLayers counts a ResNet's blocks per stage. An array keeps Config comparable (resume
@@ -105,6 +111,8 @@ func (c Config) validateViT() error {
 		return fmt.Errorf("model.vision.mlp_ratio %g must be positive and give a whole MLP width for width %d", c.MLPRatio, c.Width)
 	case !c.StageLayers.IsZero():
 		return fmt.Errorf("model.vision.stage_layers %v is for type %q; a ViT has model.vision.layers", c.StageLayers, TypeResNet)
+	case !(c.PatchDropout >= 0 && c.PatchDropout < 1):
+		return fmt.Errorf("model.vision.patch_dropout %g must be in [0, 1)", c.PatchDropout)
 	}
 	return nil
 }
@@ -117,6 +125,9 @@ func (c Config) validateResNet() error {
 		return fmt.Errorf("model.vision.width %d must be positive and even (the stem starts at width/2)", c.Width)
 	case c.Heads <= 0 || c.FeatureWidth()%c.Heads != 0:
 		return fmt.Errorf("model.vision.heads %d must be positive and divide the attention pool's width %d (32 × width)", c.Heads, c.FeatureWidth())
+	}
+	if c.PatchDropout != 0 {
+		return fmt.Errorf("model.vision.patch_dropout %g is for a ViT's patch tokens; a ResNet has none", c.PatchDropout)
 	}
 	for _, n := range c.StageLayers {
 		if n <= 0 {
@@ -141,3 +152,13 @@ func (c Config) Grid() int {
 
 // Tokens returns the sequence length: one class (ViT) or mean (ResNet) token plus Grid².
 func (c Config) Tokens() int { return c.Grid()*c.Grid() + 1 }
+
+// KeptPatches is the number of patch tokens a training step keeps of each image under
+// PatchDropout: max(1, ⌊Grid²·(1−p)⌋), open_clip's PatchDropout count; Grid² when p is 0.
+func (c Config) KeptPatches() int {
+	n := c.Grid() * c.Grid()
+	if c.PatchDropout <= 0 {
+		return n
+	}
+	return max(1, int(float64(n)*(1-c.PatchDropout)))
+}

@@ -18,6 +18,14 @@ type Tower interface {
 	Output() *G.Node
 }
 
+// PatchDropper is a tower that drops patch tokens at random in training (a ViT with
+// model.vision.patch_dropout): a trainer seeds each step's draw so that it is reproducible.
+type PatchDropper interface {
+	// SetPatchSeed seeds the draw of the next SetImages; firstRow is the batch's first row in
+	// the global batch of a data-parallel step (0 in one process).
+	SetPatchSeed(seed uint64, firstRow int)
+}
+
 // New adds the image tower cfg describes to b, for batch images projected to embed
 // dimensions: a ViT (quickGELU picks its activation) or a ModifiedResNet (ReLU throughout).
 // b must be a float32 builder.

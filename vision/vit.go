@@ -3,6 +3,8 @@ package vision
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 
 	"github.com/clipgo/clipgo/nn"
 	G "gorgonia.org/gorgonia"
@@ -11,13 +13,22 @@ import (
 
 // ViT is the vision transformer image tower built once for a fixed batch, as open_clip builds it: conv1
 // patch embedding without bias (a matmul over extracted patches; the weight keeps its
-// [W,3,P,P] shape), class token, positional embedding, ln_pre, pre-LN blocks, ln_post on all
-// tokens, class-token pooling and proj.
+// [W,3,P,P] shape), class token, positional embedding, patch dropout (training graphs with
+// model.vision.patch_dropout only), ln_pre, pre-LN blocks, ln_post on all tokens, class-token
+// pooling and proj.
 type ViT struct {
 	cfg     Config
 	batch   int
 	patches []float32 // [batch·Grid², 3·P·P], refilled by SetImages
 	output  *G.Node   // the projected image features [batch, embed]
+
+	// Patch dropout: kept lists the token rows that go on, per image its class token and
+	// keep patches in ascending order; SetImages redraws them in place (the gather reads the
+	// slice at each run). nil when the tower keeps every token.
+	kept     []int
+	keep     int
+	seed     uint64 // the next draw's seed
+	firstRow int    // the batch's first row in the global batch (data parallel)
 }
 
 // MLPWidth is the blocks' hidden width.
@@ -61,7 +72,14 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 	if err != nil {
 		return nil, err
 	}
-	blocks := nn.BlockConfig{Width: w, Heads: cfg.Heads, MLPWidth: cfg.MLPWidth(), Batch: batch, Seq: cfg.Tokens(), QuickGELU: quickGELU}
+	seq := cfg.Tokens()
+	if cfg.PatchDropout > 0 && !b.Frozen() { // a frozen builder's graphs are inference: every patch counts
+		t.keep = cfg.KeptPatches()
+		t.kept = make([]int, batch*(1+t.keep))
+		t.seed = 0x666c6970 // "flip"; a trainer sets its own with SetPatchSeed
+		seq = 1 + t.keep
+	}
+	blocks := nn.BlockConfig{Width: w, Heads: cfg.Heads, MLPWidth: cfg.MLPWidth(), Batch: batch, Seq: seq, QuickGELU: quickGELU}
 	tr, err := b.NewTransformer("visual.transformer", cfg.Layers, blocks, nn.VisionInit(w, cfg.MLPWidth()))
 	if err != nil {
 		return nil, err
@@ -76,7 +94,7 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 	}
 	cls0 := make([]int, batch) // the class token of each image
 	for i := range cls0 {
-		cls0[i] = i * cfg.Tokens()
+		cls0[i] = i * seq
 	}
 	x, err := nn.MatMul(patches, conv, false, true) // [B·G², W]
 	if err != nil {
@@ -86,7 +104,7 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 		return nil, err
 	}
 	steps := []func(*G.Node) (*G.Node, error){
-		lnPre.Forward, tr.Forward, lnPost.Forward,
+		t.dropPatches, lnPre.Forward, tr.Forward, lnPost.Forward,
 		func(x *G.Node) (*G.Node, error) { return nn.GatherRows(x, cls0) },
 		func(x *G.Node) (*G.Node, error) { return nn.MatMul(x, proj, false, false) },
 	}
@@ -101,6 +119,61 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 
 // Output implements Tower.
 func (t *ViT) Output() *G.Node { return t.output }
+
+// dropPatches keeps the rows of t.kept of the token sequences x [B·Tokens, W] (a gather whose
+// gradient reaches the kept tokens alone), or passes x on when the tower drops none.
+func (t *ViT) dropPatches(x *G.Node) (*G.Node, error) {
+	if t.kept == nil {
+		return x, nil
+	}
+	return nn.GatherRows(x, t.kept)
+}
+
+// SetPatchSeed makes the next SetImages draw the kept patches from seed: image i of the batch
+// keeps the patches a PCG seeded with (seed, firstRow+i) picks, so that a trainer that passes
+// a function of its step (and, data parallel, each rank its first row in the global batch)
+// draws the same patches after a resume and on any number of ranks. Without it each
+// SetImages draws from the previous seed advanced.
+func (t *ViT) SetPatchSeed(seed uint64, firstRow int) { t.seed, t.firstRow = seed, firstRow }
+
+// PatchDropout reports the patches each image keeps in training, and whether the tower drops
+// any (a training graph with model.vision.patch_dropout > 0).
+func (t *ViT) PatchDropout() (keep int, on bool) { return t.keep, t.kept != nil }
+
+// drawKept refills t.kept: per image, its class token, then keep of its Grid² patches chosen
+// uniformly without replacement (a partial Fisher–Yates shuffle), in ascending order (the
+// blocks are permutation-equivariant and pool the class token, so order does not matter;
+// open_clip keeps topk order). It then advances the seed for the next draw.
+func (t *ViT) drawKept() {
+	n, tokens := t.cfg.Grid()*t.cfg.Grid(), t.cfg.Tokens()
+	perm := make([]int, n)
+	for b := range t.batch {
+		rng := rand.New(rand.NewPCG(t.seed, uint64(t.firstRow+b)))
+		for i := range perm {
+			perm[i] = i
+		}
+		for i := range t.keep {
+			j := i + rng.IntN(n-i)
+			perm[i], perm[j] = perm[j], perm[i]
+		}
+		chosen := perm[:t.keep]
+		slices.Sort(chosen)
+		row := t.kept[b*(1+t.keep) : (b+1)*(1+t.keep)]
+		row[0] = b * tokens
+		for i, p := range chosen {
+			row[1+i] = b*tokens + 1 + p
+		}
+	}
+	t.seed = splitmix(t.seed)
+}
+
+// splitmix is splitmix64's step: successive seeds far apart.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
 
 // ImageLen is the number of float32 values of the batch of images [batch, 3, S, S].
 func (t *ViT) ImageLen() int { return t.batch * 3 * t.cfg.ImageSize * t.cfg.ImageSize }
@@ -129,6 +202,9 @@ func (t *ViT) SetImages(images []float32) error {
 				row++
 			}
 		}
+	}
+	if t.kept != nil {
+		t.drawKept()
 	}
 	return nil
 }
