@@ -21,6 +21,11 @@ type Loss interface {
 type LossInputs struct {
 	Image, Text *G.Node // [b, E] this rank's L2-normalised features
 	Group       *Group  // the data-parallel collectives; nil in one process
+	// ImageIDs [b] is the image identity of each of this rank's rows, read at each run: rows
+	// of equal ids are captions of one image, positives of each other (multi-positive
+	// InfoNCE; the rows of one image are always on one rank). nil: every row its own image.
+	// Only CLIP's loss reads it.
+	ImageIDs []int32
 }
 
 // global returns the features this rank's rows are scored against: its own in one process;
@@ -70,7 +75,7 @@ func (CLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 		if err != nil {
 			return LossOutputs{}, err
 		}
-		loss, err := contrastiveLossOp(logits)
+		loss, err := contrastiveLossOp(logits, in.ImageIDs)
 		return LossOutputs{Loss: loss, PerImage: logits}, err
 	}
 	imgAll, txtAll, offset, err := in.global()
@@ -85,7 +90,7 @@ func (CLIP) Build(b *nn.Builder, in LossInputs) (LossOutputs, error) {
 	if err != nil {
 		return LossOutputs{}, err
 	}
-	loss, err := localContrastiveLossOp(perImage, perText, offset)
+	loss, err := localContrastiveLossOp(perImage, perText, offset, in.ImageIDs)
 	if err != nil {
 		return LossOutputs{}, fmt.Errorf("clip loss: %w", err)
 	}

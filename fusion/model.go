@@ -40,6 +40,12 @@ type Model struct {
 	logitsT                        []float32 // data-parallel: this rank's texts against every image
 	onLoss                         *func()   // called once the loss is computed (SetForwardHook)
 	train, eval                    G.VM
+
+	seed int64   // the parameters' seed; patch dropout's draws derive from it
+	ids  []int32 // [batch] image identity of each row (SetImageIDs), read by the loss at each run
+	// evalTowers, when set, feed eval: a graph of their own (a ViT with patch dropout keeps
+	// every patch in evaluation, so Forward cannot run the training graph's forward pass).
+	evalTowers *towers
 }
 
 // Outputs are the results of a forward pass.
@@ -92,7 +98,7 @@ func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 	if group != nil {
 		global = group.Size() * batch
 	}
-	m := &Model{cfg: cfg, batch: batch, b: b, group: group,
+	m := &Model{cfg: cfg, batch: batch, b: b, group: group, seed: seed, ids: identityIDs(batch),
 		imgFeat: make([]float32, batch*e), txtFeat: make([]float32, batch*e),
 		logits: make([]float32, batch*global), loss: make([]float32, 1)}
 	if m.vision, err = vision.New(b, cfg.Vision, batch, e, cfg.QuickGELU); err != nil {
@@ -117,7 +123,7 @@ func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := objective.Build(b, LossInputs{Image: img, Text: txt, Group: group})
+	out, err := objective.Build(b, LossInputs{Image: img, Text: txt, Group: group, ImageIDs: m.ids})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +166,13 @@ func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 	if _, _, err := nn.ShareBuffers(b.G, forward.AllNodes()); err != nil {
 		return nil, err
 	}
-	m.eval = G.NewTapeMachine(forward)
+	if _, ok := m.vision.(vision.PatchDropper); ok && cfg.Vision.PatchDropout > 0 {
+		if m.eval, err = m.buildEval(objective); err != nil {
+			return nil, err
+		}
+	} else {
+		m.eval = G.NewTapeMachine(forward)
+	}
 	m.train = G.NewTapeMachine(b.G)
 	return m, nil
 }
@@ -252,7 +264,7 @@ func (m *Model) Step(images []float32, tokens []int32) (float32, error) {
 
 // Forward runs the forward pass only (no gradients) and returns copies of its outputs.
 func (m *Model) Forward(images []float32, tokens []int32) (Outputs, error) {
-	if err := m.load(images, tokens); err != nil {
+	if err := m.loadEval(images, tokens); err != nil {
 		return Outputs{}, err
 	}
 	if err := m.run(m.eval, false); err != nil {

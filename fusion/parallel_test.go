@@ -33,7 +33,11 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	}
 }
 
-func checkDataParallel(t *testing.T, cfg Config) {
+func checkDataParallel(t *testing.T, cfg Config) { checkDataParallelIDs(t, cfg, nil) }
+
+// checkDataParallelIDs is checkDataParallel with the image identities ids [12] of the rows
+// (nil: all distinct; each rank is given its rows' ids) and each model's step seeded alike.
+func checkDataParallelIDs(t *testing.T, cfg Config, ids []int32) {
 	const N = 12
 	images, tokens := randomBatch(cfg, N, 5)
 	one, err := New(cfg, N, 7)
@@ -41,6 +45,10 @@ func checkDataParallel(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 	defer one.Close()
+	one.SetStepSeed(3)
+	if err := one.SetImageIDs(ids); err != nil {
+		t.Fatal(err)
+	}
 	wantLoss, err := one.Step(images, tokens)
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +70,13 @@ func checkDataParallel(t *testing.T, cfg Config) {
 					return
 				}
 				models[r] = m
+				m.SetStepSeed(3)
+				if ids != nil {
+					if errs[r] = m.SetImageIDs(ids[r*b : (r+1)*b]); errs[r] != nil {
+						comms[r].Abort(1)
+						return
+					}
+				}
 				losses[r], errs[r] = m.Step(images[r*b*imgLen:(r+1)*b*imgLen], tokens[r*b*tokLen:(r+1)*b*tokLen])
 			})
 		}

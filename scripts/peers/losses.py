@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Training losses in PyTorch (float64), references for clipgo's fusion losses.
 
-Usage: losses.py siglip|triplet < request.json
+Usage: losses.py siglip|triplet|multipos < request.json
 
 Reads one JSON object from stdin: {"image": [[...]], "text": [[...]]} (raw features, [B, E]
 each) plus the loss's own inputs, and prints the loss and its gradients with respect to every
@@ -14,6 +14,12 @@ input as JSON ({"loss", "image", "text", ...}). Features are L2-normalised first
   s = img @ txt.T, cost_s = [margin + s - diag(s) (rows)]_+, cost_im = [margin + s - diag(s)
   (columns)]_+, diagonals zeroed, max over each anchor's negatives when hardest, summed, and
   divided by B here (clipgo's mean over anchors).
+- multipos (multi-positive InfoNCE, SupCon's L_out: Khosla et al. 2020, eq. 2, in CLIP's two
+  directions): "logit_scale" t and "ids" (the image identity of each row); logits =
+  exp(t) * img @ txt.T, positives P = (ids_i == ids_j), targets q = P / P.sum(1), and
+  loss = (CE(logits, q) + CE(logits.T, q)) / 2 with CE(x, q) = -(q * log_softmax(x, 1)).sum(1)
+  .mean(): each row's cross-entropy against the uniform distribution over its positives.
+  With distinct ids it is CLIP's loss.
 """
 import json
 import sys
@@ -42,14 +48,26 @@ def triplet(img, txt, d, leaves):
     return (cost_s.sum() + cost_im.sum()) / scores.shape[0]
 
 
+def multipos(img, txt, d, leaves):
+    t = torch.tensor(d["logit_scale"], dtype=torch.float64, requires_grad=True)
+    leaves.update(logit_scale=t)
+    logits = t.exp() * img @ txt.T
+    ids = torch.tensor(d["ids"])
+    pos = (ids[:, None] == ids[None, :]).to(torch.float64)
+    q = pos / pos.sum(1, keepdim=True)
+    i2t = -(q * F.log_softmax(logits, dim=1)).sum(1).mean()
+    t2i = -(q * F.log_softmax(logits.T, dim=1)).sum(1).mean()
+    return (i2t + t2i) / 2
+
+
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in ("siglip", "triplet"):
-        sys.exit("usage: losses.py siglip|triplet < request.json")
+    if len(sys.argv) != 2 or sys.argv[1] not in ("siglip", "triplet", "multipos"):
+        sys.exit("usage: losses.py siglip|triplet|multipos < request.json")
     d = json.load(sys.stdin)
     img = torch.tensor(d["image"], dtype=torch.float64, requires_grad=True)
     txt = torch.tensor(d["text"], dtype=torch.float64, requires_grad=True)
     leaves = {"image": img, "text": txt}
-    loss = {"siglip": siglip, "triplet": triplet}[sys.argv[1]](
+    loss = {"siglip": siglip, "triplet": triplet, "multipos": multipos}[sys.argv[1]](
         F.normalize(img, dim=-1), F.normalize(txt, dim=-1), d, leaves)
     loss.backward()
     out = {"loss": loss.item()}
