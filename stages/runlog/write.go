@@ -12,12 +12,14 @@ import (
 	"github.com/clipgo/clipgo/internal/fileinput"
 
 	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/tbevents"
 )
 
 // Writer appends JSON lines to a log of steps: the metrics log, or the sample log.
 type Writer struct {
-	f   *os.File
-	enc *json.Encoder
+	f      *os.File
+	enc    *json.Encoder
+	events *tbevents.Writer // OpenMetrics: the run's TensorBoard event file
 }
 
 // Open opens a JSON-lines log of steps for appending; it first drops the records of steps
@@ -35,8 +37,13 @@ func Open(path string, step int64) (*Writer, error) {
 	return &Writer{f: f, enc: json.NewEncoder(f)}, nil
 }
 
-// WriteTrain appends a training record.
-func (w *Writer) WriteTrain(r Train) error { return w.encode(r) }
+// WriteTrain appends a training record (and its scalars to the event file, if any).
+func (w *Writer) WriteTrain(r Train) error {
+	if err := w.encode(r); err != nil {
+		return err
+	}
+	return w.writeEvents(r.Step, trainScalars(r))
+}
 
 // WriteSamples appends sample-log records in one write: a kill tears at most their last line.
 func (w *Writer) WriteSamples(recs []Sample) error {
@@ -77,8 +84,13 @@ func AppendChanges(path string, changes []Change) error {
 	return f.Close()
 }
 
-// WriteVal appends a validation record.
-func (w *Writer) WriteVal(v Val) error { return w.encode(v) }
+// WriteVal appends a validation record (and its scalars to the event file, if any).
+func (w *Writer) WriteVal(v Val) error {
+	if err := w.encode(v); err != nil {
+		return err
+	}
+	return w.writeEvents(v.Step, valScalars(v))
+}
 
 func (w *Writer) encode(rec any) error {
 	if err := w.enc.Encode(rec); err != nil {
@@ -90,8 +102,14 @@ func (w *Writer) encode(rec any) error {
 // Write appends lines already encoded, in one write: a kill tears at most their last line.
 func (w *Writer) Write(p []byte) (int, error) { return w.f.Write(p) }
 
-// Close closes the log.
-func (w *Writer) Close() error { return w.f.Close() }
+// Close closes the log (and the event file, if any).
+func (w *Writer) Close() error {
+	err := w.f.Close()
+	if w.events != nil {
+		err = errors.Join(err, w.events.Close())
+	}
+	return err
+}
 
 // truncate rewrites a log of steps without the records of steps after step, and without
 // torn lines.
