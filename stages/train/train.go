@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/clipgo/clipgo/fusion"
@@ -409,7 +408,7 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 	}
 	t.sum.FirstStep = t.step
 	if t.lead {
-		if t.metrics, err = runlog.Open(filepath.Join(opts.RunDir, runlog.MetricsName), t.step); err != nil {
+		if t.metrics, err = runlog.OpenMetrics(opts.RunDir, t.step); err != nil {
 			return t, fmt.Errorf("metrics: %w", err)
 		}
 	}
