@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -18,23 +19,54 @@ import (
 const (
 	confusionMargin = 300 // labels, title and colour bar around the cells
 	colorBarWidth   = 110
-	maxLabelRunes   = 28 // longer class names are cut with an ellipsis
-	annotateUpTo    = 16 // counts are written in the cells up to this many classes
+	minConfusionW   = 720 // room for the title however few the classes
+	maxLabelRunes   = 28  // longer class names are cut with an ellipsis
+	annotateUpTo    = 16  // counts are written in the cells up to this many classes
 )
 
-// ConfusionSize returns the size in pixels of the figure Confusion draws for n classes: cells
-// of 14 to 40 pixels, large enough to read 48 class names.
-func ConfusionSize(n int) (w, h int) {
-	cell := min(max(1000/max(n, 1), 14), 40)
-	side := confusionMargin + n*cell
-	return side + colorBarWidth, side
+// ConfusionSize returns the size in pixels of the figure Confusion draws with rows true
+// classes and cols predicted classes (see ConfusionShape): cells of 14 to 40 pixels, large
+// enough to read 48 class names.
+func ConfusionSize(rows, cols int) (w, h int) {
+	n := max(rows, cols, 1)
+	cell := min(max(1000/n, 14), 40)
+	return max(confusionMargin+cols*cell+colorBarWidth, minConfusionW), confusionMargin + rows*cell
+}
+
+// ConfusionShape returns the classes a confusion figure of counts shows: as rows the classes
+// with images, as columns those and the classes without images that some image was taken
+// for. A class with no images would be a row of nothing; one that nothing was predicted as
+// either would add only an empty column.
+func ConfusionShape(counts [][]int) (rows, cols []int) {
+	predicted := make([]bool, len(counts))
+	for i, row := range counts {
+		empty := true
+		for j, c := range row {
+			if c != 0 {
+				empty = false
+				if j < len(predicted) {
+					predicted[j] = true
+				}
+			}
+		}
+		if !empty {
+			rows = append(rows, i)
+		}
+	}
+	for i := range counts {
+		if predicted[i] || slices.Contains(rows, i) {
+			cols = append(cols, i)
+		}
+	}
+	return rows, cols
 }
 
 // Confusion writes a confusion matrix heat map to path: counts[i][j] is the number of images
 // of true class i predicted as class j. Rows are true classes (top to bottom), columns
-// predicted classes (left to right). The colour of a cell is its row-normalised share, so the
-// diagonal reads as each class's recall whatever the class sizes; a class with no images is
-// drawn grey. The title gives the overall accuracy of the counts.
+// predicted classes (left to right); classes with no images are left out (ConfusionShape)
+// and counted under the matrix. The colour of a cell is its row-normalised share, so the
+// diagonal reads as each class's recall whatever the class sizes. The title gives the
+// overall accuracy of the counts.
 func Confusion(path string, counts [][]int, classes []string) error {
 	n := len(classes)
 	if n == 0 {
@@ -46,7 +78,7 @@ func Confusion(path string, counts [][]int, classes []string) error {
 	if len(counts) != n {
 		return fmt.Errorf("confusion %s: %d rows for %d classes", path, len(counts), n)
 	}
-	share := make([][]float64, n) // [true][predicted], rows sum to 1
+	rowSum := make([]int, n)
 	var correct, total int
 	for i, row := range counts {
 		if len(row) != n {
@@ -62,16 +94,26 @@ func Confusion(path string, counts [][]int, classes []string) error {
 			}
 			sum += c
 		}
-		share[i] = make([]float64, n)
-		for j, c := range row {
-			if sum == 0 {
-				share[i][j] = math.NaN()
-			} else {
-				share[i][j] = float64(c) / float64(sum)
-			}
+		if total > math.MaxInt-sum {
+			return fmt.Errorf("confusion %s: counts overflow", path)
 		}
+		rowSum[i] = sum
 		correct += row[i]
 		total += sum
+	}
+	if total == 0 {
+		return fmt.Errorf("confusion %s: no images in any class", path)
+	}
+	rows, cols := ConfusionShape(counts)
+	share := make([][]float64, len(rows)) // [shown row][shown column], rows sum to at most 1
+	shown := make([][]int, len(rows))
+	for r, i := range rows {
+		share[r] = make([]float64, len(cols))
+		shown[r] = make([]int, len(cols))
+		for c, j := range cols {
+			shown[r][c] = counts[i][j]
+			share[r][c] = float64(counts[i][j]) / float64(rowSum[i])
+		}
 	}
 
 	// Luminance maps run dark to light; reversed, 0 (nothing predicted here) is near white and
@@ -88,43 +130,34 @@ func Confusion(path string, counts [][]int, classes []string) error {
 	cmap.SetMax(1)
 
 	p := plot.New()
-	p.Title.Text = "Confusion matrix: rows true class, columns predicted\ncolour = share of the row (row-normalised recall)"
-	if total > 0 {
-		p.Title.Text += fmt.Sprintf("; accuracy %.3f of %d", float64(correct)/float64(total), total)
-	}
+	p.Title.Text = fmt.Sprintf("Confusion matrix: accuracy %.3f (%d of %d images)", float64(correct)/float64(total), correct, total)
+	p.Title.Padding = vg.Points(6)
 	p.X.Label.Text = "predicted class"
+	if dropped := n - len(rows); dropped > 0 {
+		p.X.Label.Text += fmt.Sprintf("   (%d of %d classes have no images: not shown as rows)", dropped, n)
+	}
 	p.Y.Label.Text = "true class"
 	heat := plotter.NewHeatMap(grid(share), cmap.Palette(256))
 	heat.Min, heat.Max = 0, 1
-	heat.NaN = color.Gray{Y: 200}
 	p.Add(heat)
-	if n <= annotateUpTo {
-		l, err := cellCounts(counts, share)
+	if max(len(rows), len(cols)) <= annotateUpTo {
+		l, err := cellCounts(shown, share)
 		if err != nil {
 			return fmt.Errorf("confusion %s: %w", path, err)
 		}
 		p.Add(l)
 	}
-
-	xt := make([]plot.Tick, n)
-	yt := make([]plot.Tick, n)
-	for i, name := range classes {
-		label := shorten(name)
-		xt[i] = plot.Tick{Value: float64(i), Label: label}
-		yt[i] = plot.Tick{Value: float64(n - 1 - i), Label: label}
-	}
-	p.X.Tick.Marker = plot.ConstantTicks(xt)
-	p.Y.Tick.Marker = plot.ConstantTicks(yt)
+	p.X.Tick.Marker, p.Y.Tick.Marker = confusionTicks(classes, rows, cols)
 	p.X.Tick.Label.Rotation = math.Pi / 2
 	p.X.Tick.Label.XAlign = draw.XRight
 	p.X.Tick.Label.YAlign = draw.YCenter
 	p.X.Padding, p.Y.Padding = 0, 0
-	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
-	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+	p.X.Min, p.X.Max = -0.5, float64(len(cols))-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(len(rows))-0.5
 	p.Title.TextStyle.Font.Size = vg.Points(14)
-	p.X.Label.TextStyle.Font.Size = vg.Points(13)
+	p.X.Label.TextStyle.Font.Size = vg.Points(12)
 	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
-	if n > 24 {
+	if max(len(rows), len(cols)) > 24 {
 		p.X.Tick.Label.Font.Size = vg.Points(9)
 		p.Y.Tick.Label.Font.Size = vg.Points(9)
 	} else {
@@ -132,15 +165,16 @@ func Confusion(path string, counts [][]int, classes []string) error {
 		p.Y.Tick.Label.Font.Size = vg.Points(11)
 	}
 
-	w, h := ConfusionSize(n)
+	w, h := ConfusionSize(len(rows), len(cols))
 	c := newCanvas(w, h)
-	dc := draw.New(c)
+	pad := vg.Length(margin) * vg.Inch / dpi
+	dc := draw.Crop(draw.New(c), pad, -pad, pad, -pad)
 	barW := vg.Length(colorBarWidth) * vg.Inch / dpi
 	p.Draw(draw.Crop(dc, 0, -barW-vg.Points(18), 0, 0))
 
 	bar := plot.New()
 	bar.HideX()
-	bar.Y.Label.Text = "share of true class"
+	bar.Y.Label.Text = "share of the true class's images"
 	bar.Y.Padding = 0
 	bar.Add(&plotter.ColorBar{ColorMap: cmap, Vertical: true})
 	full := dc.Max.Y - dc.Min.Y
@@ -148,11 +182,23 @@ func Confusion(path string, counts [][]int, classes []string) error {
 	return writePNG(path, c)
 }
 
-// grid lays the [true][predicted] shares out for the heat map with true class 0 at the top:
-// column c is predicted class c, plot row r is true class n-1-r.
+// confusionTicks label the shown columns (left to right) and rows (top to bottom) with their
+// class names.
+func confusionTicks(classes []string, rows, cols []int) (x, y plot.ConstantTicks) {
+	for c, j := range cols {
+		x = append(x, plot.Tick{Value: float64(c), Label: shorten(classes[j])})
+	}
+	for r, i := range rows {
+		y = append(y, plot.Tick{Value: float64(len(rows) - 1 - r), Label: shorten(classes[i])})
+	}
+	return x, y
+}
+
+// grid lays the [row][column] shares out for the heat map with the first row at the top:
+// plot row r is shown row len(g)-1-r.
 type grid [][]float64
 
-func (g grid) Dims() (c, r int)   { return len(g), len(g) }
+func (g grid) Dims() (c, r int)   { return len(g[0]), len(g) }
 func (g grid) Z(c, r int) float64 { return g[len(g)-1-r][c] }
 func (g grid) X(c int) float64    { return float64(c) }
 func (g grid) Y(r int) float64    { return float64(r) }

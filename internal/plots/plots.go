@@ -3,9 +3,11 @@
 package plots
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -31,38 +33,75 @@ const (
 const (
 	dpi = 96
 	// CurvesWidth and CurvesHeight are the size in pixels of a Curves figure.
-	CurvesWidth, CurvesHeight = 760, 380
+	CurvesWidth, CurvesHeight = 840, 380
+	// margin is the white border kept round every figure, so that no title, tick label or
+	// point at the edge of the data is cut by the image's edge.
+	margin = 10
 )
 
 // Series is one line of a Curves figure: the points (X[i], Y[i]). Points with a non-finite
 // coordinate (a skipped step's NaN loss) are left out, and so are points at or below zero on
-// a log scale.
+// a log scale. Color is the line's colour; nil takes the figure's i-th colour of Palette, so
+// a caller that shows one metric in several figures gives it a colour of its own to keep it
+// recognisable from one figure to the next.
 type Series struct {
-	Name string
-	X, Y []float64
+	Name  string
+	X, Y  []float64
+	Color color.Color
 }
 
-// Curves writes a PNG line plot of the series to path, with a legend when there is more than
-// one series. Series with few points get a marker on each point, so that a validation curve
-// of six evaluations reads as six measurements, not as a smooth line.
+// Palette is the colour set of the curves: well separated and colour-blind safe (after Okabe
+// and Ito), without their yellow, which is too faint on white.
+var Palette = []color.RGBA{
+	{0, 114, 178, 255},   // blue
+	{213, 94, 0, 255},    // vermillion
+	{0, 158, 115, 255},   // bluish green
+	{204, 121, 167, 255}, // reddish purple
+	{230, 159, 0, 255},   // orange
+	{86, 180, 233, 255},  // sky blue
+	{0, 0, 0, 255},       // black
+}
+
+// Curves writes a PNG line plot of the series to path, with a legend right of the data area
+// (never over the curves) when there is more than one series. Series with few points get a
+// marker on each point, so that a validation curve of six evaluations reads as six
+// measurements, not as a smooth line.
 func Curves(path string, title, xlabel, ylabel string, series ...Series) error {
 	return curves(path, title, xlabel, ylabel, false, series)
 }
 
-// LogCurves is Curves with a logarithmic Y axis, for losses that fall over orders of magnitude.
+// LogCurves is Curves with a logarithmic Y axis, for losses that fall over orders of
+// magnitude; its ticks are labelled so that the values can be read off (see logTicks).
 func LogCurves(path string, title, xlabel, ylabel string, series ...Series) error {
 	return curves(path, title, xlabel, ylabel, true, series)
 }
 
 func curves(path, title, xlabel, ylabel string, logY bool, series []Series) error {
+	p, legend, err := curvesPlot(title, xlabel, ylabel, logY, series)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	c := newCanvas(CurvesWidth, CurvesHeight)
+	plotArea, legendArea := curvesLayout(p, legend, draw.New(c))
+	p.Draw(plotArea)
+	if legend != nil {
+		legend.Draw(legendArea)
+	}
+	return writePNG(path, c)
+}
+
+// curvesPlot builds the plot of a Curves figure and, for more than one series, its legend,
+// which curvesLayout places beside the plot rather than in it.
+func curvesPlot(title, xlabel, ylabel string, logY bool, series []Series) (*plot.Plot, *plot.Legend, error) {
 	if len(series) == 0 {
-		return fmt.Errorf("plot %s: no series", path)
+		return nil, nil, errors.New("no series")
 	}
 	if len(series) > MaxSeries {
-		return fmt.Errorf("plot %s: %d series, limit %d", path, len(series), MaxSeries)
+		return nil, nil, fmt.Errorf("%d series, limit %d", len(series), MaxSeries)
 	}
 	p := plot.New()
 	p.Title.Text = title
+	p.Title.Padding = vg.Points(6)
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
@@ -71,22 +110,25 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
 	p.X.Tick.Label.Font.Size = vg.Points(11)
 	p.Y.Tick.Label.Font.Size = vg.Points(11)
-	p.Legend.TextStyle.Font.Size = vg.Points(12)
-	p.X.Tick.Marker = plainTicks{}
-	p.Y.Tick.Marker = plainTicks{}
+	p.X.Tick.Marker = niceTicks{}
+	p.Y.Tick.Marker = niceTicks{}
 	if logY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = logTicks{}
 	}
+	legend := plot.NewLegend()
+	legend.TextStyle.Font.Size = vg.Points(12)
+	legend.Top, legend.Left = true, true
+	legend.Padding = vg.Points(3)
 	total, drawn := 0, 0
-	var all plotter.XYs
+	ymin, ymax := math.Inf(1), math.Inf(-1)
 	for i, s := range series {
 		if len(s.X) != len(s.Y) {
-			return fmt.Errorf("plot %s: series %q has %d x and %d y values", path, s.Name, len(s.X), len(s.Y))
+			return nil, nil, fmt.Errorf("series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
 		}
 		total += len(s.X)
 		if total > MaxPoints {
-			return fmt.Errorf("plot %s: more than %d points", path, MaxPoints)
+			return nil, nil, fmt.Errorf("more than %d points", MaxPoints)
 		}
 		xys := make(plotter.XYs, 0, len(s.X))
 		for j := range s.X {
@@ -95,17 +137,20 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 				continue
 			}
 			xys = append(xys, plotter.XY{X: x, Y: y})
+			ymin, ymax = min(ymin, y), max(ymax, y)
 		}
 		if len(xys) == 0 {
 			continue
 		}
 		drawn++
-		all = append(all, xys...)
 		line, points, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return fmt.Errorf("plot %s: series %q: %w", path, s.Name, err)
+			return nil, nil, fmt.Errorf("series %q: %w", s.Name, err)
 		}
-		c := seriesColor(i)
+		c := s.Color
+		if c == nil {
+			c = Palette[i%len(Palette)]
+		}
 		line.Color = c
 		line.Width = vg.Points(1.5)
 		points.Color = c
@@ -113,59 +158,46 @@ func curves(path, title, xlabel, ylabel string, logY bool, series []Series) erro
 		points.Radius = vg.Points(2.5)
 		if len(xys) <= 40 {
 			p.Add(line, points)
-			if len(series) > 1 {
-				p.Legend.Add(s.Name, line, points)
-			}
+			legend.Add(s.Name, line, points)
 		} else {
 			p.Add(line)
-			if len(series) > 1 {
-				p.Legend.Add(s.Name, line)
-			}
+			legend.Add(s.Name, line)
 		}
 	}
 	if drawn == 0 {
-		return fmt.Errorf("plot %s: no finite points to draw", path)
+		return nil, nil, errors.New("no finite points to draw")
 	}
-	p.Legend.Top = !endsHigh(p, all)
-	c := newCanvas(CurvesWidth, CurvesHeight)
-	p.Draw(draw.New(c))
-	return writePNG(path, c)
-}
-
-// endsHigh says whether the curves end in the upper half of the plot, where the legend
-// (drawn in the right-hand corner) would cover them; a falling loss ends low, a rising
-// accuracy high.
-func endsHigh(p *plot.Plot, xys plotter.XYs) bool {
-	xmin, xmax, ymin, ymax := plotter.XYRange(xys)
-	if xmax == xmin || ymax == ymin {
-		return false
-	}
-	norm := func(y float64) float64 { return p.Y.Scale.Normalize(ymin, ymax, y) }
-	high, n := 0, 0
-	for _, xy := range xys {
-		if xy.X >= xmin+0.75*(xmax-xmin) { // the right quarter, under the legend
-			n++
-			if norm(xy.Y) > 0.5 {
-				high++
-			}
+	if ymin == ymax { // a flat line: give the axis a range to put ticks in
+		if logY {
+			p.Y.Min, p.Y.Max = ymin/2, ymax*2
+		} else {
+			d := max(math.Abs(ymin)/10, 1e-9)
+			p.Y.Min, p.Y.Max = ymin-d, ymax+d
 		}
 	}
-	return 2*high > n
+	if len(series) == 1 {
+		return p, nil, nil
+	}
+	return p, &legend, nil
 }
 
-// seriesColor gives well separated colours (a colour-blind safe set after Okabe and Ito).
-func seriesColor(i int) color.Color {
-	set := []color.RGBA{
-		{0, 114, 178, 255},   // blue
-		{213, 94, 0, 255},    // vermillion
-		{0, 158, 115, 255},   // bluish green
-		{204, 121, 167, 255}, // reddish purple
-		{230, 159, 0, 255},   // orange
-		{86, 180, 233, 255},  // sky blue
-		{0, 0, 0, 255},       // black
-		{240, 228, 66, 255},  // yellow
+// curvesLayout splits canvas c (less a margin) into the area of the plot and, right of it,
+// the legend's column, as wide as its longest entry. The legend's entries start level with
+// the top of the data area.
+func curvesLayout(p *plot.Plot, legend *plot.Legend, c draw.Canvas) (plotArea, legendArea draw.Canvas) {
+	pad := vg.Length(margin) * vg.Inch / dpi
+	c = draw.Crop(c, pad, -pad, pad, -pad)
+	if legend == nil {
+		return c, draw.Canvas{}
 	}
-	return set[i%len(set)]
+	w := legend.Rectangle(c).Size().X
+	gap := vg.Points(10)
+	plotArea = draw.Crop(c, 0, -(w + gap), 0, 0)
+	data := p.DataCanvas(plotArea)
+	legendArea = c
+	legendArea.Min = vg.Point{X: c.Max.X - w, Y: data.Min.Y}
+	legendArea.Max.Y = data.Max.Y
+	return plotArea, legendArea
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -196,43 +228,126 @@ func writePNG(path string, c *vgimg.Canvas) error {
 	return nil
 }
 
-// plainTicks are gonum's default ticks labelled in the shortest form ("250", not "250.00").
-type plainTicks struct{}
+// niceTicks label a linear axis every 1, 2, 2.5 or 5 times a power of ten, the step that gives
+// at most seven labels, with unlabelled ticks between them, in the shortest form
+// ("250", not "250.00"). gonum's DefaultTicks picks steps such as 120 (labels at 40, 160, 280)
+// that are hard to read values off.
+type niceTicks struct{}
 
-func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i, t := range ticks {
-		if t.Label != "" {
-			ticks[i].Label = strconv.FormatFloat(t.Value, 'g', 6, 64)
+func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !finite(lo) || !finite(hi) || !(hi > lo) {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	raw := (hi - lo) / 7
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
 		}
+	}
+	minor := step / 5
+	if step == 2*mag {
+		minor = step / 4
+	}
+	var ticks []plot.Tick
+	for k := math.Ceil(lo / minor); k*minor <= hi*(1+1e-12)+1e-300 && len(ticks) < 200; k++ {
+		v := k * minor
+		t := plot.Tick{Value: v}
+		if q := v / step; math.Abs(q-math.Round(q)) < 1e-6 {
+			v = math.Round(q) * step
+			t.Value = v
+			if math.Abs(v) < step*1e-9 {
+				v = 0
+			}
+			t.Label = strconv.FormatFloat(v, 'g', 6, 64)
+		}
+		ticks = append(ticks, t)
 	}
 	return ticks
 }
 
-// logTicks mark every multiple 1..9 of each power of ten in range and label 1, 2 and 5 of
-// them (all of them when the range is under a decade and a half), so that a loss falling from
-// 5 to 0.3 gets readable marks rather than a single "1".
+// logTicks mark the multiples 1..9 of each power of ten in range and label the densest of a
+// few sets of them whose labels neither crowd (none closer than 6% of the axis, at most
+// eight) nor run out: 1, 1.5, 2, 2.5, 3, 4, 5 ... over a narrow range, 1..9 over about a
+// decade, 1, 2, 3, 5, 7 or 1, 2, 5 over a few, the powers of ten alone over many (one in two
+// or more of them past eight decades). A range too narrow for three of them (within a factor
+// of about two, near linear) gets linear labels (niceTicks). A loss falling from 4.2 to 0.78
+// gets 0.8, 0.9, 1, 1.5, 2, 2.5, 3 and 4, not a lone "1".
 type logTicks struct{}
 
+// logLabelSets are the mantissas logTicks may label, densest first.
+var logLabelSets = [][]float64{
+	{1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9},
+	{1, 2, 3, 4, 5, 6, 7, 8, 9},
+	{1, 2, 3, 5, 7},
+	{1, 2, 5},
+	{1},
+}
+
+const maxLogLabels = 8
+
 func (logTicks) Ticks(lo, hi float64) []plot.Tick {
-	if !(lo > 0) || !(hi >= lo) {
+	if !(lo > 0) || !(hi >= lo) || math.IsInf(hi, 0) {
 		return nil
 	}
-	labelAll := hi/lo < 30
-	var ticks []plot.Tick
-	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)) && len(ticks) < 200; e++ {
-		base := math.Pow(10, e)
-		for m := 1; m <= 9; m++ {
-			v := float64(m) * base
-			if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
-				continue
+	e0, e1 := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	in := func(v float64) bool { return v >= lo*(1-1e-9) && v <= hi*(1+1e-9) }
+	span := math.Log10(hi / lo)
+	values := func(set []float64) []float64 {
+		var vs []float64
+		for e := e0; e <= e1; e++ {
+			for _, m := range set {
+				if v := m * math.Pow(10, e); in(v) {
+					vs = append(vs, v)
+				}
 			}
-			t := plot.Tick{Value: v}
-			if labelAll || m == 1 || m == 2 || m == 5 {
-				t.Label = strconv.FormatFloat(v, 'g', 6, 64)
-			}
-			ticks = append(ticks, t)
+		}
+		return vs
+	}
+	var labels []float64
+	for _, set := range logLabelSets {
+		vs := values(set)
+		crowded := len(vs) > maxLogLabels
+		for i := 1; i < len(vs) && !crowded; i++ {
+			crowded = math.Log10(vs[i]/vs[i-1]) < 0.06*span
+		}
+		if !crowded {
+			labels = vs
+			break
 		}
 	}
+	switch {
+	case labels == nil: // even the powers of ten crowd: one in every so many
+		all := values([]float64{1})
+		every := (len(all) + maxLogLabels - 1) / maxLogLabels
+		for _, v := range all {
+			if e := int(math.Round(math.Log10(v))); (e%every+every)%every == 0 {
+				labels = append(labels, v)
+			}
+		}
+	case len(labels) < 3:
+		return niceTicks{}.Ticks(lo, hi)
+	}
+	marks := values([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9})
+	if len(marks) > 60 {
+		marks = values([]float64{1})
+	}
+	var ticks []plot.Tick
+	for _, v := range mergeSorted(marks, labels) {
+		t := plot.Tick{Value: v}
+		if slices.Contains(labels, v) {
+			t.Label = strconv.FormatFloat(v, 'g', 6, 64)
+		}
+		ticks = append(ticks, t)
+	}
 	return ticks
+}
+
+// mergeSorted returns the sorted union of two sorted lists.
+func mergeSorted(a, b []float64) []float64 {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

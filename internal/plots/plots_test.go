@@ -3,12 +3,19 @@ package plots
 import (
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // outDir is a fresh directory, or $PLOTS_KEEP to look at the figures after the test.
@@ -66,11 +73,146 @@ func TestCurves(t *testing.T) {
 			if err := f(path, "loss "+tc.name, "step", "loss", tc.s...); err != nil {
 				t.Fatal(err)
 			}
-			b := decode(t, path).Bounds()
+			img := decode(t, path)
+			b := img.Bounds()
 			if b.Dx() != CurvesWidth || b.Dy() != CurvesHeight {
 				t.Errorf("size %dx%d, want %dx%d", b.Dx(), b.Dy(), CurvesWidth, CurvesHeight)
 			}
+			checkMargin(t, img)
 		})
+	}
+}
+
+// checkMargin fails when anything is drawn within a few pixels of the image's edge: a title,
+// tick label or point cut off by it.
+func checkMargin(t *testing.T, img image.Image) {
+	t.Helper()
+	b := img.Bounds()
+	const edge = 4
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if x >= b.Min.X+edge && x < b.Max.X-edge && y >= b.Min.Y+edge && y < b.Max.Y-edge {
+				continue
+			}
+			if r, g, bl, _ := img.At(x, y).RGBA(); r < 0xf000 || g < 0xf000 || bl < 0xf000 {
+				t.Errorf("pixel (%d,%d) at the edge is drawn on: something is cut off", x, y)
+				return
+			}
+		}
+	}
+}
+
+// TestCurvesLegendOutside: the legend sits right of the data area, level with its top, inside
+// the figure, and takes no part of the data area.
+func TestCurvesLegendOutside(t *testing.T) {
+	lx, ly := ramp(60, func(x float64) float64 { return 4.5*math.Exp(-x/150) + 0.3 })
+	vx, vy := ramp(6, func(x float64) float64 { return 0.1 + x/100 })
+	for _, logY := range []bool{false, true} {
+		p, legend, err := curvesPlot("t", "step", "y", logY, []Series{{Name: "train", X: lx, Y: ly}, {Name: "a long validation name", X: vx, Y: vy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if legend == nil {
+			t.Fatal("no legend for two series")
+		}
+		c := draw.New(newCanvas(CurvesWidth, CurvesHeight))
+		plotArea, legendArea := curvesLayout(p, legend, c)
+		data := p.DataCanvas(plotArea).Rectangle
+		lr := legend.Rectangle(legendArea)
+		if lr.Min.X < data.Max.X {
+			t.Errorf("log=%v: legend %v reaches into the data area %v", logY, lr, data)
+		}
+		if lr.Min.X < c.Min.X || lr.Max.X > c.Max.X || lr.Min.Y < c.Min.Y || lr.Max.Y > c.Max.Y {
+			t.Errorf("log=%v: legend %v outside the figure %v", logY, lr, c.Rectangle)
+		}
+		if legendArea.Max.Y != data.Max.Y {
+			t.Errorf("log=%v: legend column starts at %v, the data area at %v", logY, legendArea.Max.Y, data.Max.Y)
+		}
+		if w := data.Size().X; w < vg.Length(CurvesWidth)*vg.Inch/dpi/2 {
+			t.Errorf("log=%v: the legend leaves the data only %v of the width", logY, w)
+		}
+	}
+	p, legend, err := curvesPlot("t", "step", "y", false, []Series{{Name: "only", X: lx, Y: ly}})
+	if err != nil || legend != nil {
+		t.Errorf("one series: legend %v, err %v; want none", legend, err)
+	}
+	if _, area := curvesLayout(p, nil, draw.New(newCanvas(CurvesWidth, CurvesHeight))); area.Size().X != 0 {
+		t.Error("one series: room kept for a legend")
+	}
+}
+
+// TestLogCurvesAxis: a log-scaled Y axis with at least three labelled ticks inside the data.
+func TestLogCurvesAxis(t *testing.T) {
+	for _, tc := range []struct{ lo, hi float64 }{{0.78, 4.2}, {1.2, 5}, {0.3, 5}, {1e-4, 9}, {2e-9, 3e3}, {0.5, 0.6}} {
+		xs := []float64{0, 1, 2}
+		ys := []float64{tc.hi, math.Sqrt(tc.lo * tc.hi), tc.lo}
+		p, _, err := curvesPlot("t", "x", "loss", true, []Series{{Name: "a", X: xs, Y: ys}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.Y.Scale.(plot.LogScale); !ok {
+			t.Errorf("%v: Y scale %T, want plot.LogScale", tc, p.Y.Scale)
+		}
+		var labels []string
+		for _, tk := range p.Y.Tick.Marker.Ticks(p.Y.Min, p.Y.Max) {
+			if tk.Value < p.Y.Min*(1-1e-9) || tk.Value > p.Y.Max*(1+1e-9) {
+				t.Errorf("%v: tick %v outside [%v, %v]", tc, tk.Value, p.Y.Min, p.Y.Max)
+			}
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+				if v, err := strconv.ParseFloat(tk.Label, 64); err != nil || math.Abs(v-tk.Value) > 1e-9*tk.Value {
+					t.Errorf("%v: tick %v labelled %q", tc, tk.Value, tk.Label)
+				}
+			}
+		}
+		if len(labels) < 3 || len(labels) > 12 {
+			t.Errorf("%v: labels %v, want 3 to 12", tc, labels)
+		}
+	}
+	got := labelsOf(logTicks{}.Ticks(0.78, 4.2))
+	if want := []string{"0.8", "0.9", "1", "1.5", "2", "2.5", "3", "4"}; !slices.Equal(got, want) {
+		t.Errorf("log ticks 0.78..4.2: %v, want %v", got, want)
+	}
+	if got := labelsOf(niceTicks{}.Ticks(10, 300)); !slices.Equal(got, []string{"50", "100", "150", "200", "250", "300"}) {
+		t.Errorf("linear ticks 10..300: %v", got)
+	}
+	if got := labelsOf(niceTicks{}.Ticks(-0.3, 0.3)); !slices.Contains(got, "0") || slices.Contains(got, "-0") {
+		t.Errorf("linear ticks -0.3..0.3: %v, want a plain 0", got)
+	}
+}
+
+func labelsOf(ticks []plot.Tick) []string {
+	var l []string
+	for _, t := range ticks {
+		if t.Label != "" {
+			l = append(l, t.Label)
+		}
+	}
+	return l
+}
+
+// TestCurvesColor: a series given a colour is drawn in it, whatever its position.
+func TestCurvesColor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.png")
+	want := color.RGBA{204, 121, 167, 255}
+	lx, ly := ramp(60, func(x float64) float64 { return x })
+	if err := Curves(path, "t", "x", "y", Series{Name: "a", X: lx, Y: ly, Color: want}); err != nil {
+		t.Fatal(err)
+	}
+	img := decode(t, path)
+	n, first := 0, 0
+	for y := range CurvesHeight {
+		for x := range CurvesWidth {
+			switch color.RGBAModel.Convert(img.At(x, y)) {
+			case want:
+				n++
+			case Palette[0]:
+				first++
+			}
+		}
+	}
+	if n < 100 || first > 0 {
+		t.Errorf("%d pixels of the series' colour, %d of the palette's first; want a line of the former only", n, first)
 	}
 }
 
@@ -152,12 +294,64 @@ func TestConfusion(t *testing.T) {
 			if err := Confusion(path, counts, names); err != nil {
 				t.Fatal(err)
 			}
-			w, h := ConfusionSize(tc.n)
-			b := decode(t, path).Bounds()
+			rows, cols := ConfusionShape(counts)
+			if wantRows := tc.n - b2i(tc.empty); len(rows) != wantRows || len(cols) != tc.n {
+				t.Errorf("%d rows and %d columns, want %d and %d", len(rows), len(cols), wantRows, tc.n)
+			}
+			w, h := ConfusionSize(len(rows), len(cols))
+			img := decode(t, path)
+			b := img.Bounds()
 			if b.Dx() != w || b.Dy() != h {
 				t.Errorf("size %dx%d, want %dx%d", b.Dx(), b.Dy(), w, h)
 			}
+			checkMargin(t, img)
 		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestConfusionDropsEmptyClasses: a class with no images is no row; it stays a column only
+// when some image was taken for it.
+func TestConfusionDropsEmptyClasses(t *testing.T) {
+	names := []string{"cat", "dog", "ghost", "unicorn", "fox"}
+	counts := [][]int{
+		{5, 1, 0, 2, 0}, // a cat taken for a unicorn, which has no images
+		{0, 4, 0, 0, 1},
+		{0, 0, 0, 0, 0}, // ghost: no images, never predicted
+		{0, 0, 0, 0, 0}, // unicorn: no images, predicted once
+		{1, 0, 0, 0, 3},
+	}
+	rows, cols := ConfusionShape(counts)
+	if !slices.Equal(rows, []int{0, 1, 4}) || !slices.Equal(cols, []int{0, 1, 3, 4}) {
+		t.Errorf("rows %v, columns %v; want [0 1 4] and [0 1 3 4]", rows, cols)
+	}
+	x, y := confusionTicks(names, rows, cols)
+	if got := labelsOf(y); !slices.Equal(got, []string{"cat", "dog", "fox"}) {
+		t.Errorf("row labels %v", got)
+	}
+	if got := labelsOf(x); !slices.Equal(got, []string{"cat", "dog", "unicorn", "fox"}) {
+		t.Errorf("column labels %v", got)
+	}
+	// the top row of the picture is the first shown class
+	if y[0].Value != float64(len(rows)-1) {
+		t.Errorf("first row at %v, want the top (%d)", y[0].Value, len(rows)-1)
+	}
+	path := filepath.Join(t.TempDir(), "c.png")
+	if err := Confusion(path, counts, names); err != nil {
+		t.Fatal(err)
+	}
+	w, h := ConfusionSize(3, 4)
+	if b := decode(t, path).Bounds(); b.Dx() != w || b.Dy() != h {
+		t.Errorf("size %dx%d, want %dx%d", b.Dx(), b.Dy(), w, h)
+	}
+	if err := Confusion(path, [][]int{{0, 0}, {0, 0}}, []string{"a", "b"}); err == nil || !strings.Contains(err.Error(), "no images") {
+		t.Errorf("an empty matrix: %v", err)
 	}
 }
 
@@ -188,9 +382,9 @@ func TestConfusionErrors(t *testing.T) {
 
 func TestConfusionSize(t *testing.T) {
 	for _, n := range []int{1, 5, 25, 48, 71, 256} {
-		w, h := ConfusionSize(n)
+		w, h := ConfusionSize(n, n)
 		cell := (h - confusionMargin) / n
-		if cell < 14 || cell > 40 || w != h+colorBarWidth {
+		if cell < 14 || cell > 40 || w != max(h+colorBarWidth, minConfusionW) {
 			t.Errorf("n=%d: %dx%d, cell %d", n, w, h, cell)
 		}
 	}
