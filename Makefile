@@ -13,8 +13,9 @@ BUILD_PACKAGES := libopenblas-dev
 # Debian packages of the MPI build (data-parallel training): Open MPI's headers, mpicc and mpirun.
 MPI_PACKAGES := libopenmpi-dev openmpi-bin
 # Debian packages the tests use: real Fashion-MNIST IDX files, the PyTorch reference
-# (../shared/peers) for parity, and Open MPI for the data-parallel tests.
-TEST_PACKAGES := dataset-fashion-mnist python3-torch libopenblas0-openmp $(MPI_PACKAGES)
+# (../shared/peers) for parity, scikit-learn for the linear probe's parity
+# (scripts/peers/probe_sklearn.py), and Open MPI for the data-parallel tests.
+TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn libopenblas0-openmp $(MPI_PACKAGES)
 
 .PHONY: all build build-mpi dist-demo deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 

@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		Short: "CLIP-style contrastive image–text pretraining, in one Go binary",
 		Long: `clipgo prepares image–caption data as Parquet shards, feeds it through a concurrent
 input pipeline, and trains and uses CLIP-style models. Each stage is a subcommand.`,
+		Version:       version(debug.ReadBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -56,9 +57,51 @@ input pipeline, and trains and uses CLIP-style models. Each stage is a subcomman
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the module version and the commit this binary was built from") // not -v: that is --verbose
 	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd(), newPretrainCmd(), newParityCmd(),
-		newZeroShotCmd(), newRetrievalCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd(), newBenchCmd())
+		newZeroShotCmd(), newRetrievalCmd(), newProbeCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd(), newBenchCmd())
 	return root
+}
+
+// version describes the binary from its build information: the module's version ("(devel)"
+// when the go command knows none), and the commit it was built from, with "modified" when
+// the working tree had uncommitted changes; a binary built without version control
+// information says so rather than guess.
+func version(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "clipgo (devel): no build information in this binary"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	out := "clipgo " + v
+	switch {
+	case rev == "":
+		out += ", commit unknown (built without version control information)"
+	default:
+		out += ", commit " + rev
+		if at != "" {
+			out += " (" + at + ")"
+		}
+		if modified {
+			out += ", with uncommitted changes"
+		}
+	}
+	return out + ", " + info.GoVersion
 }
 
 // logger is the process's logger, set up by the root command from --verbose.
