@@ -15,7 +15,8 @@ MPI_PACKAGES := libopenmpi-dev openmpi-bin
 # Debian packages the tests use: real Fashion-MNIST IDX files, the PyTorch reference
 # (../shared/peers) for parity, scikit-learn for the linear probe's parity
 # (scripts/peers/probe_sklearn.py), and Open MPI for the data-parallel tests.
-TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn libopenblas0-openmp $(MPI_PACKAGES)
+# python3-protobuf: scripts/peers/tfevents.py, the independent reader of TensorBoard event files.
+TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn libopenblas0-openmp python3-protobuf $(MPI_PACKAGES)
 
 .PHONY: all build build-mpi dist-demo deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
