@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +58,14 @@ type DataConfig struct {
 // LoopConfig is the training loop: its length, batch and optimisation (as open_clip and the
 // reference do it), logging, validation and checkpoints.
 type LoopConfig struct {
-	Steps           int64   `yaml:"steps"`
+	// Steps is the run's length in optimiser steps; Epochs, the alternative, in passes over
+	// the training split (a recipe gives one of them). Epochs become steps when the run starts:
+	// epochs × ⌊pairs in the split / batch_size⌋ / accum_steps, rounded down (batch_size is the
+	// global batch, so the number of ranks does not change it). The loader drops each epoch's
+	// last partial batch, so that is exactly the data's epochs when every sample decodes; a
+	// resume derives the steps again and must arrive at the same number (see checkResume).
+	Steps           int64   `yaml:"steps,omitempty"`
+	Epochs          int64   `yaml:"epochs,omitempty"`
 	BatchSize       int     `yaml:"batch_size"`
 	LR              float64 `yaml:"lr"`
 	Warmup          int64   `yaml:"warmup"`
@@ -77,11 +85,12 @@ type LoopConfig struct {
 }
 
 // DefaultConfig returns the defaults a recipe starts from: the reference's optimiser
-// settings (AdamW betas 0.9/0.98, eps 1e-6, weight decay 0.2, lr 5e-4).
+// settings (AdamW betas 0.9/0.98, eps 1e-6, weight decay 0.2, lr 5e-4). The run's length
+// (train.steps or train.epochs), its data and its model have no default: a recipe gives them.
 func DefaultConfig() Config {
 	c := Config{
 		Data: DataConfig{TrainSplit: "train", ValSplit: "val"},
-		Train: LoopConfig{Steps: 1000, BatchSize: 64, LR: 5e-4, Warmup: 100, WeightDecay: 0.2, Beta1: 0.9, Beta2: 0.98,
+		Train: LoopConfig{BatchSize: 64, LR: 5e-4, Warmup: 100, WeightDecay: 0.2, Beta1: 0.9, Beta2: 0.98,
 			Eps: 1e-6, AccumSteps: 1, LogEvery: 10, CheckpointEvery: 500, KeepCheckpoints: 3, MaxBadSteps: 10},
 	}
 	c.Model.Vision.MLPRatio, c.Model.Text.MLPRatio = 4, 4
@@ -131,6 +140,10 @@ func LoadConfig(recipe string, sets []string) (Config, error) {
 	if !initSet {
 		flatKeys("", head.Model, modelKeys)
 	}
+	if head.Init == "" && head.ModelPreset == "" && len(modelKeys) == 0 {
+		return cfg, fmt.Errorf("config %s: no model: give model_preset (one of %s), a model section with the towers' sizes, or init (pretrained weights to start from, or --init)",
+			name, strings.Join(preset.Names(), ", "))
+	}
 	if head.Init != "" && head.ModelPreset != "" {
 		return cfg, fmt.Errorf("config %s: model_preset %q and init %q: a run that starts from pretrained weights takes its model from them; leave out model_preset",
 			name, head.ModelPreset, head.Init)
@@ -147,12 +160,35 @@ func LoadConfig(recipe string, sets []string) (Config, error) {
 	if initSet { // the recipe's model is not this run's
 		cfg.ModelPreset, cfg.Model = "", DefaultConfig().Model
 	}
+	if cfg.Train.Steps > 0 && cfg.Train.Epochs > 0 {
+		return cfg, fmt.Errorf("config %s: train.steps %d and train.epochs %d: give one of them (the run's length in optimiser steps, or in passes over the training split)",
+			name, cfg.Train.Steps, cfg.Train.Epochs)
+	}
+	// A --set of one length replaces the recipe's other: the command line picks how the run's
+	// length is given. Both on the command line is as ambiguous as both in the recipe.
+	setSteps, setEpochs := setsKey(sets, "train.steps"), setsKey(sets, "train.epochs")
+	switch {
+	case setSteps && setEpochs:
+		return cfg, errors.New("--set train.steps and --set train.epochs: give one of them")
+	case setSteps:
+		cfg.Train.Epochs = 0
+	case setEpochs:
+		cfg.Train.Steps = 0
+	}
 	for _, s := range sets {
 		if err := config.Set(&cfg, s); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// setsKey reports whether one of the --set assignments sets key.
+func setsKey(sets []string, key string) bool {
+	return slices.ContainsFunc(sets, func(s string) bool {
+		k, _, ok := strings.Cut(s, "=")
+		return ok && strings.TrimSpace(k) == key
+	})
 }
 
 // flatKeys adds the dotted keys of the leaves of a YAML mapping to keys.
@@ -191,14 +227,14 @@ func (c Config) Validate() error {
 	switch {
 	case c.Data.Train == "":
 		return errors.New("data.train: the prepared dataset to train on is required")
-	case t.Steps <= 0:
-		return fmt.Errorf("train.steps %d must be positive", t.Steps)
+	case t.Steps < 0 || t.Epochs < 0:
+		return fmt.Errorf("train.steps %d and train.epochs %d must not be negative", t.Steps, t.Epochs)
 	case t.BatchSize < 2:
 		return fmt.Errorf("train.batch_size %d: a contrastive batch needs at least 2 pairs", t.BatchSize)
 	case !(t.LR > 0):
 		return fmt.Errorf("train.lr %g must be positive", t.LR)
-	case t.Warmup < 0 || t.Warmup >= t.Steps:
-		return fmt.Errorf("train.warmup %d must be in [0, train.steps=%d)", t.Warmup, t.Steps)
+	case t.Warmup < 0 || (t.Steps > 0 && t.Warmup >= t.Steps):
+		return fmt.Errorf("train.warmup %d must be in [0, train.steps=%d)", t.Warmup, t.Steps) // with epochs: checked when they become steps
 	case t.WeightDecay < 0:
 		return fmt.Errorf("train.weight_decay %g must not be negative", t.WeightDecay)
 	case !(t.Beta1 >= 0 && t.Beta1 < 1) || !(t.Beta2 >= 0 && t.Beta2 < 1):
@@ -218,6 +254,107 @@ func (c Config) Validate() error {
 		return fmt.Errorf("data.streams %d must divide train.batch_size %d", c.Data.Streams, t.BatchSize)
 	case c.Data.Jitter < 0 || c.Data.Jitter > 1:
 		return fmt.Errorf("data.jitter %g must be in [0, 1]", c.Data.Jitter)
+	case t.Steps == 0 && t.Epochs == 0:
+		return errors.New("the run's length is missing: give train.steps (optimiser steps) or train.epochs (passes over the training split)")
 	}
 	return nil
+}
+
+// Length is how a run's length in steps follows from its recipe and its training split.
+type Length struct {
+	Steps         int64   // optimiser steps of the whole run
+	SplitPairs    int64   // image–caption pairs in the training split (one epoch)
+	PairsPerStep  int64   // train.batch_size × train.accum_steps: the global batch of one step
+	StepsPerEpoch float64 // SplitPairs' full batches / accum_steps
+	Epochs        float64 // passes over the split the run's steps make
+}
+
+// RunLength returns the length of a run of c over a training split of pairs pairs. With
+// train.epochs, the steps are epochs × ⌊pairs / batch_size⌋ / accum_steps, rounded down (the
+// loader drops an epoch's last partial batch); an epoch without one step's pairs, or a warmup
+// as long as the run, is an error. With train.steps, the epochs are what those steps cover.
+func (c Config) RunLength(pairs int64) (Length, error) {
+	t := c.Train
+	l := Length{Steps: t.Steps, SplitPairs: pairs, PairsPerStep: int64(t.BatchSize) * int64(max(t.AccumSteps, 1))}
+	batches := pairs / int64(max(t.BatchSize, 1))
+	l.StepsPerEpoch = float64(batches) / float64(max(t.AccumSteps, 1))
+	if t.Epochs > 0 {
+		if batches > 0 && t.Epochs > math.MaxInt64/batches {
+			return l, fmt.Errorf("train.epochs %d: too many steps to count", t.Epochs)
+		}
+		l.Steps = t.Epochs * batches / int64(max(t.AccumSteps, 1))
+		if l.Steps == 0 {
+			return l, fmt.Errorf("train.epochs %d: the training split has %d pairs, fewer than one step's %d (train.batch_size %d × train.accum_steps %d)",
+				t.Epochs, pairs, l.PairsPerStep, t.BatchSize, max(t.AccumSteps, 1))
+		}
+		if t.Warmup >= l.Steps {
+			return l, fmt.Errorf("train.warmup %d must be below the run's %d steps (train.epochs %d × %.4g steps per epoch)",
+				t.Warmup, l.Steps, t.Epochs, l.StepsPerEpoch)
+		}
+	}
+	if l.StepsPerEpoch > 0 {
+		l.Epochs = float64(l.Steps) / l.StepsPerEpoch
+	}
+	return l, nil
+}
+
+// withLength returns c with train.steps derived from train.epochs over a split of pairs
+// pairs (c itself when the recipe gives steps).
+func (c Config) withLength(pairs int64) (Config, error) {
+	if c.Train.Epochs == 0 {
+		return c, nil
+	}
+	l, err := c.RunLength(pairs)
+	if err != nil {
+		return c, err
+	}
+	c.Train.Steps = l.Steps
+	return c, nil
+}
+
+// recipe returns c as a recipe gives it: with train.epochs, the steps derived from them are
+// left out (a recipe gives one of the two).
+func (c Config) recipe() Config {
+	if c.Train.Epochs > 0 {
+		c.Train.Steps = 0
+	}
+	return c
+}
+
+// RecipeYAML returns c as a recipe file that LoadConfig reads back to c: every key, defaults
+// filled in. For a run with init, the model section holds only the keys the recipe and --set
+// gave, laid over the weights' own config when the run starts; the rest of the model comes
+// from the weights.
+func (c Config) RecipeYAML() ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(c.recipe()); err != nil {
+		return nil, err
+	}
+	if c.Init != "" {
+		keep := map[string]bool{}
+		for _, k := range c.modelKeys {
+			keep[k] = true
+		}
+		for i := 0; i+1 < len(doc.Content); i += 2 {
+			if doc.Content[i].Value == "model" {
+				pruneNode(doc.Content[i+1], "", keep)
+			}
+		}
+	}
+	return yaml.Marshal(&doc)
+}
+
+// pruneNode drops the entries of mapping n whose dotted keys (under prefix) are not in keep,
+// nor lead to one; it reports whether anything is left.
+func pruneNode(n *yaml.Node, prefix string, keep map[string]bool) bool {
+	var kept []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		if keep[key] || (v.Kind == yaml.MappingNode && pruneNode(v, key+".", keep)) {
+			kept = append(kept, k, v)
+		}
+	}
+	n.Content = kept
+	return len(kept) > 0
 }

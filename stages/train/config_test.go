@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,7 +73,7 @@ func TestPretrainConfigErrorsNameTheKey(t *testing.T) {
 		{"model_preset: tiny\ndata: {train: x}\n", []string{"model.vision.patch_size=5"}, "model.vision.image_size 32 is not divisible by model.vision.patch_size 5"},
 		{"model_preset: tiny\ndata: {train: x}\n", []string{"model.text.heads=0"}, "model.text"},
 		{"model_preset: tiny\ndata: {train: x}\n", []string{"train.batch_size=1"}, "train.batch_size"},
-		{"model_preset: tiny\ndata: {train: x}\n", []string{"train.warmup=5000"}, "train.warmup"},
+		{"model_preset: tiny\ndata: {train: x}\ntrain: {steps: 1000}\n", []string{"train.warmup=5000"}, "train.warmup"},
 		{"model_preset: tiny\ndata: {train: x}\n", []string{"train.nope=1"}, `unknown key "train.nope"`},
 		{"model_preset: tiny\n", nil, "data.train"},
 	} {
@@ -131,7 +132,7 @@ func TestLossKeysAndInitConfig(t *testing.T) {
 	}
 	dir := t.TempDir()
 	recipe := filepath.Join(dir, "r.yaml")
-	os.WriteFile(recipe, []byte("init: w.safetensors\nmodel: {quick_gelu: true, vision: {heads: 4}}\ndata: {train: d}\n"), 0o644)
+	os.WriteFile(recipe, []byte("init: w.safetensors\nmodel: {quick_gelu: true, vision: {heads: 4}}\ndata: {train: d}\ntrain: {steps: 200}\n"), 0o644)
 	if cfg, err = LoadConfig(recipe, []string{"model.loss=clip"}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +142,135 @@ func TestLossKeysAndInitConfig(t *testing.T) {
 	os.WriteFile(recipe, []byte("init: w.safetensors\nmodel_preset: tiny\ndata: {train: d}\n"), 0o644)
 	if _, err := LoadConfig(recipe, nil); err == nil || !strings.Contains(err.Error(), "model_preset") {
 		t.Errorf("init with a preset: %v", err)
+	}
+}
+
+// writeRecipe writes body as a recipe file and returns its path.
+func writeRecipe(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "r.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestStepsOrEpochs: a recipe gives train.steps or train.epochs, not both and not neither; a
+// --set of one replaces the recipe's other.
+func TestStepsOrEpochs(t *testing.T) {
+	const head = "model_preset: tiny\ndata: {train: x}\n"
+	for _, tc := range []struct {
+		body string
+		sets []string
+		want string // "" = loads
+	}{
+		{head + "train: {steps: 10, epochs: 2}\n", nil, "train.steps 10 and train.epochs 2: give one of them"},
+		{head, nil, "the run's length is missing: give train.steps"},
+		{head + "train: {epochs: -1}\n", nil, "must not be negative"},
+		{head + "train: {steps: 10}\n", []string{"train.steps=5", "train.epochs=1"}, "give one of them"},
+		{head + "train: {epochs: 2.5}\n", nil, "2.5 is not a whole number"},
+		{head + "train: {epochs: 2}\n", nil, ""},
+		{head + "train: {steps: 10}\n", []string{"train.epochs=3"}, ""},
+		{head + "train: {epochs: 3}\n", []string{"train.steps=700"}, ""},
+	} {
+		cfg, err := LoadConfig(writeRecipe(t, tc.body), tc.sets)
+		if tc.want == "" {
+			if err != nil || (cfg.Train.Steps > 0) == (cfg.Train.Epochs > 0) {
+				t.Errorf("%q %v: %v, steps %d epochs %d; want exactly one", tc.body, tc.sets, err, cfg.Train.Steps, cfg.Train.Epochs)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: %v, want an error mentioning %q", tc.body, tc.sets, err, tc.want)
+		}
+	}
+}
+
+func TestRunLength(t *testing.T) {
+	cfg, err := LoadConfig(writeRecipe(t, "model_preset: tiny\ndata: {train: x}\ntrain: {epochs: 3, batch_size: 32, warmup: 2}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1000 pairs at batch 32: 31 full batches per epoch (the loader drops the last 8 pairs).
+	l, err := cfg.RunLength(1000)
+	if err != nil || l.Steps != 93 || l.StepsPerEpoch != 31 || l.Epochs != 3 || l.PairsPerStep != 32 {
+		t.Errorf("3 epochs of 1000 pairs at batch 32: %+v, %v; want 93 steps, 31 per epoch", l, err)
+	}
+	cfg.Train.AccumSteps = 2 // 31 micro-batches per epoch, 2 per step: 46 steps for 3 epochs
+	if l, err = cfg.RunLength(1000); err != nil || l.Steps != 46 || l.PairsPerStep != 64 {
+		t.Errorf("with accum_steps 2: %+v, %v; want 46 steps", l, err)
+	}
+	if _, err := cfg.RunLength(20); err == nil || !strings.Contains(err.Error(), "fewer than one step's 64") {
+		t.Errorf("a split smaller than a step: %v", err)
+	}
+	cfg.Train.AccumSteps, cfg.Train.Warmup = 1, 93
+	if _, err := cfg.RunLength(1000); err == nil || !strings.Contains(err.Error(), "train.warmup 93 must be below the run's 93 steps") {
+		t.Errorf("warmup as long as the run: %v", err)
+	}
+	cfg.Train.Epochs, cfg.Train.Steps, cfg.Train.Warmup = 0, 62, 0 // steps given: the epochs follow
+	if l, err = cfg.RunLength(1000); err != nil || l.Steps != 62 || l.Epochs != 2 {
+		t.Errorf("62 steps of 31 per epoch: %+v, %v; want 2 epochs", l, err)
+	}
+	if c, _ := cfg.withLength(1000); c.Train.Steps != 62 {
+		t.Errorf("withLength of a steps recipe changed it: %d", c.Train.Steps)
+	}
+}
+
+func TestRecipeWithoutAModelSaysWhatIsMissing(t *testing.T) {
+	_, err := LoadConfig(writeRecipe(t, "data: {train: x}\ntrain: {steps: 200}\n"), nil)
+	for _, want := range []string{"no model", "model_preset (one of ", "tiny", "a model section", "init"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a recipe without a model: %v, want it to mention %q", err, want)
+		}
+	}
+	if _, err := LoadConfig(writeRecipe(t, "data: {train: x}\ntrain: {steps: 200}\n"), []string{"model_preset=tiny"}); err != nil {
+		t.Errorf("the preset given by --set: %v", err)
+	}
+}
+
+// TestRecipeYAMLLoadsBack: --print-config's YAML is a recipe that loads back to the same
+// config, defaults included; with init, the model section holds only the keys given.
+func TestRecipeYAMLLoadsBack(t *testing.T) {
+	for _, sets := range [][]string{
+		{"train.lr=0.002", "model.loss=siglip"},
+		{"train.epochs=4"},
+		{"init=/w.safetensors", "model.quick_gelu=true"},
+	} {
+		cfg, err := LoadConfig("demo", sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := cfg.RecipeYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadConfig(writeRecipe(t, string(raw)), nil)
+		if err != nil {
+			t.Fatalf("%v: the printed recipe does not load: %v\n%s", sets, err, raw)
+		}
+		if cfg.Init == "" { // the model keys given only matter over init's weights
+			cfg.modelKeys, back.modelKeys = nil, nil
+		}
+		if a, b := fmt.Sprintf("%+v", cfg), fmt.Sprintf("%+v", back); a != b {
+			t.Errorf("%v: printed and loaded back\n%s\ngives\n%s\nnot\n%s", sets, raw, b, a)
+		}
+		for _, want := range []string{"beta2: 0.98", "max_bad_steps: 10", "train_split: train"} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("%v: the printed recipe lacks the default %q:\n%s", sets, want, raw)
+			}
+		}
+	}
+}
+
+// TestRecipeTypos: the recipe's own keys get the config package's checks.
+func TestRecipeTypos(t *testing.T) {
+	_, err := LoadConfig(writeRecipe(t, "model_preset: tiny\ndata: {train: x}\ntrain:\n  steps: 10\n  batch_sise: 8\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "train.batch_sise" (did you mean "batch_size"?)`) || !strings.Contains(err.Error(), "line 5") {
+		t.Errorf("a misspelt key: %v", err)
+	}
+	_, err = LoadConfig(writeRecipe(t, "model_preset: tiny\ndata: {train: x}\ntrain: {steps: 10, batch_size: 15.5}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "train.batch_size: 15.5 is not a whole number") {
+		t.Errorf("a fraction for the batch: %v", err)
+	}
+	if _, err = LoadConfig("demo", []string{"train.batch_size=15.5"}); err == nil || !strings.Contains(err.Error(), "is not an integer") {
+		t.Errorf("a fraction for the batch by --set: %v", err)
 	}
 }

@@ -146,6 +146,10 @@ func (t *trainer) checkResume(old Config, step int64) ([]runlog.Change, error) {
 			t.log.Info("train.steps raised: the cosine schedule now decays to 0 over the new length; from the resume step on the learning rate follows the longer curve (it jumps at the resume step), so the run is no longer the one a single run of either length would be",
 				"old_steps", old.Train.Steps, "new_steps", cfg.Train.Steps, "step", step,
 				"lr_old_schedule", oldS.LR(int(step)), "lr_new_schedule", newS.LR(int(step)))
+		case c.key == "train.epochs":
+			// The steps they give are compared as train.steps (both configs derive them from
+			// the split as it is now).
+			rec.Reason = "the run's length in epochs (train.steps follows)"
 		case c.key == "train.steps" || slices.Contains(exactKeys, c.key):
 			breaking = append(breaking, desc)
 			rec.Reason = "--allow-changes"

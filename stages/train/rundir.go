@@ -44,9 +44,10 @@ func prepareRunDir(opts Options, cfg Config) error {
 	return writeConfig(opts.RunDir, cfg)
 }
 
-// writeConfig writes the run's config.yaml.
+// writeConfig writes the run's config.yaml: the recipe as given (train.epochs, not the
+// steps derived from them), so that it loads back as a recipe.
 func writeConfig(runDir string, cfg Config) error {
-	raw, err := yaml.Marshal(cfg)
+	raw, err := yaml.Marshal(cfg.recipe())
 	if err != nil {
 		return fmt.Errorf("pretrain: %w", err)
 	}

@@ -94,7 +94,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 		progressTo = io.Discard
 	}
 	bar := progress.New(progressTo, log, "pretrain", cfg.Train.Steps)
-	bar.Add(t.step, "")
+	bar.Resumed(t.step) // a resume's rate and ETA are of this process's steps
 	defer bar.Finish()
 
 	if t.redoVal {
@@ -110,6 +110,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 		t.sum.AlreadyDone, t.sum.Steps = true, t.step
 		return t.sum, nil
 	}
+	t.logStartup()
 	start, samples := time.Now(), int64(0)
 	var lastStall, lastComm time.Duration
 	badInARow := 0
@@ -260,6 +261,7 @@ type trainer struct {
 
 	lock        *runlock.Lock // rank 0: the run directory's writer lock
 	resumedStep int64         // the checkpoint's step a resume started from (-1: a new run)
+	length      Length        // how the run's steps follow from the training split (train.epochs)
 	redoVal     bool          // the checkpoint's step lacks its validation record
 
 	step    int64     // optimiser steps done
@@ -318,6 +320,10 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 	if err != nil {
 		return t, fmt.Errorf("data.train: %w", err)
 	}
+	if t.cfg, err = t.resolveLength(); err != nil { // train.epochs become steps
+		return t, err
+	}
+	cfg = t.cfg
 	if cfg.Data.Val != "" {
 		if t.valFiles, err = splitFiles(cfg.Data.Val, cfg.Data.ValSplit); err != nil {
 			return t, fmt.Errorf("data.val: %w", err)
@@ -455,6 +461,9 @@ func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	old.Model = saved          // the checkpoint holds the weights of its own model
 	if old.Data.Streams == 0 { // recorded before runs wrote their streams: the checkpoint has them
 		old.Data.Streams = max(len(head.Streams), 1)
+	}
+	if old, err = old.withLength(t.length.SplitPairs); err != nil { // its epochs, as steps over the same split
+		return nil, fmt.Errorf("resume: the run's recorded recipe: %w", err)
 	}
 	changes, err := t.checkResume(old, head.Step)
 	if err != nil {
