@@ -145,7 +145,8 @@ func fields(b []byte, f func(protowire.Number, protowire.Type, []byte, uint64) e
 // checkpoint at step shows each step once: TensorBoard would plot both the values an
 // interrupted run logged past its last checkpoint and the resumed run's values for the same
 // steps. It mirrors what the metrics log does on a resume. A file left with no scalars is
-// removed; a file with nothing to drop is not rewritten.
+// removed; a file with nothing to drop is not rewritten. The caller is the directory's one
+// writer (a run directory is locked), so temporary files of a killed rewrite are removed.
 func Truncate(dir string, step int64) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -155,6 +156,10 @@ func Truncate(dir string, step int64) error {
 		return fmt.Errorf("TensorBoard event files: %w", err)
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "."+FilePrefix) && strings.Contains(e.Name(), ".tmp-") {
+			os.Remove(filepath.Join(dir, e.Name())) // a rewrite's temporary file, left by a kill
+			continue
+		}
 		if !strings.HasPrefix(e.Name(), FilePrefix) || !e.Type().IsRegular() {
 			continue
 		}

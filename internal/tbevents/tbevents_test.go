@@ -178,6 +178,10 @@ func TestTruncate(t *testing.T) {
 	if err := os.WriteFile(other, []byte("not an event file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	stale := filepath.Join(dir, "."+filepath.Base(mixed)+".tmp-123")
+	if err := os.WriteFile(stale, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := os.Stat(early)
 	if err := Truncate(dir, 5); err != nil {
 		t.Fatal(err)
@@ -195,6 +199,9 @@ func TestTruncate(t *testing.T) {
 	}
 	if _, err := os.Stat(late); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a file with only later steps was kept: %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a killed rewrite's temporary file was kept: %v", err)
 	}
 	if raw, _ := os.ReadFile(other); string(raw) != "not an event file" {
 		t.Error("a file that is not an event file was touched")
