@@ -4,11 +4,13 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
+	"image/color"
 	"io"
 	"io/fs"
 	"maps"
@@ -20,9 +22,12 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/clipgo/clipgo/internal/atomicfile"
 	"github.com/clipgo/clipgo/internal/fileinput"
 	"github.com/clipgo/clipgo/internal/plots"
+	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/stages/evalfile"
 	"github.com/clipgo/clipgo/stages/runlog"
 )
@@ -96,6 +101,7 @@ func Write(opts Options) (string, error) {
 	if err != nil {
 		page.Notes = append(page.Notes, err.Error())
 	}
+	page.Describes = describeRun(opts.RunDir, page.Config, &page.Notes)
 	page.Summary = summarise(log)
 	page.Validation = log.Val
 	if page.Figures, err = trainingFigures(log, out); err != nil {
@@ -105,7 +111,7 @@ func Write(opts Options) (string, error) {
 		page.Notes = append(page.Notes, "no evaluation results in "+filepath.Join(opts.RunDir, "eval"))
 	}
 	for _, ev := range evals {
-		v, err := evalSection(ev, out)
+		v, err := evalSection(ev, out, opts.RunDir)
 		if err != nil {
 			return "", fmt.Errorf("report: %w", err)
 		}
@@ -184,6 +190,7 @@ type reportPage struct {
 	Run, Generated string
 	Config         string
 	Notes          []string
+	Describes      []fact // which checkpoints and data the report is about
 	Summary        []fact
 	Figures        []figure
 	Validation     []runlog.Val
@@ -198,12 +205,25 @@ type figure struct {
 }
 
 type evalView struct {
-	Name, Dataset, Task, Model, Pretrained string
-	Images, Texts                          int
-	Metrics                                []metricRow
-	PerClass                               []evalfile.ClassScore
-	Confusion                              *figure
-	Examples                               []exampleGroup
+	Name, Dataset, Task, Model string
+	Checkpoint, CheckpointNote string // the weights evaluated, and how they stand to the run's
+	Images, Texts              int
+	Note                       string // the details' own note: what was left out
+	Metrics                    []metricRow
+	PerClass                   []evalfile.ClassScore // classes with images
+	EmptyClasses               string                // the classes without, named
+	Confusion                  *figure
+	ConfusionWide              bool // too many classes to read scaled down: shown at full size, scrolled
+	TopConfusions              []confusionRow
+	TopConfusionsOf            int // off-diagonal cells with images in all
+	Examples                   []exampleGroup
+}
+
+// confusionRow is one cell of a top-confusions table.
+type confusionRow struct {
+	True, Predicted string
+	Count           int
+	Share           string // of the true class's images, "" when unknown
 }
 
 type metricRow struct{ Name, Meaning, Value string }
@@ -268,6 +288,22 @@ func summarise(log runlog.Log) []fact {
 	return s
 }
 
+// The series of the training figures. Each has one colour in every figure it is drawn in, so
+// that blue reads as "the training records" and vermillion as "validation" throughout.
+const (
+	seriesTrain     = "train"
+	seriesVal       = "validation"
+	seriesImageText = "validation image→text"
+	seriesTextImage = "validation text→image"
+)
+
+var seriesColors = map[string]color.Color{
+	seriesTrain:     plots.Palette[0],
+	seriesVal:       plots.Palette[1],
+	seriesImageText: plots.Palette[2],
+	seriesTextImage: plots.Palette[3],
+}
+
 // trainingFigures draws the curves the log has data for into dir.
 func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 	steps := func(f func(runlog.Train) float64) plots.Series {
@@ -284,7 +320,11 @@ func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 		}
 		return s
 	}
-	named := func(name string, s plots.Series) plots.Series { s.Name = name; return s }
+	named := func(name string, s plots.Series) plots.Series {
+		s.Name = name
+		s.Color = seriesColors[name]
+		return s
+	}
 	type spec struct {
 		file, title, ylabel string
 		log                 bool
@@ -292,26 +332,26 @@ func trainingFigures(log runlog.Log, dir string) ([]figure, error) {
 	}
 	specs := []spec{
 		{"loss.png", "Contrastive loss", "loss (log scale)", true, []plots.Series{
-			named("train", steps(func(r runlog.Train) float64 { return float64(r.Loss) })),
-			named("validation", vals(func(r runlog.Val) float64 { return r.Loss }))}},
+			named(seriesTrain, steps(func(r runlog.Train) float64 { return float64(r.Loss) })),
+			named(seriesVal, vals(func(r runlog.Val) float64 { return r.Loss }))}},
 		{"val_accuracy.png", "Validation in-batch top-1 accuracy", "accuracy", false, []plots.Series{
-			named("image→text", vals(func(r runlog.Val) float64 { return r.ImageTop })),
-			named("text→image", vals(func(r runlog.Val) float64 { return r.TextTop }))}},
+			named(seriesImageText, vals(func(r runlog.Val) float64 { return r.ImageTop })),
+			named(seriesTextImage, vals(func(r runlog.Val) float64 { return r.TextTop }))}},
 		{"logit_scale.png", "Logit scale exp(t) = 1/temperature", "logit scale", false, []plots.Series{
-			steps(func(r runlog.Train) float64 { return r.LogitScaleExp })}},
+			named(seriesTrain, steps(func(r runlog.Train) float64 { return r.LogitScaleExp }))}},
 		{"logit_bias.png", "Logit bias b (SigLIP)", "logit bias", false, []plots.Series{
-			steps(func(r runlog.Train) float64 {
+			named(seriesTrain, steps(func(r runlog.Train) float64 {
 				if r.LogitBias == nil {
 					return math.NaN()
 				}
 				return *r.LogitBias
-			})}},
+			}))}},
 		{"lr.png", "Learning rate", "learning rate", false, []plots.Series{
-			steps(func(r runlog.Train) float64 { return r.LR })}},
+			named(seriesTrain, steps(func(r runlog.Train) float64 { return r.LR }))}},
 		{"samples_per_s.png", "Throughput", "samples/s", false, []plots.Series{
-			steps(func(r runlog.Train) float64 { return r.SamplesPerS })}},
+			named(seriesTrain, steps(func(r runlog.Train) float64 { return r.SamplesPerS }))}},
 		{"grad_norm.png", "Gradient norm (before clipping)", "L2 norm", true, []plots.Series{
-			steps(func(r runlog.Train) float64 { return r.GradNorm })}},
+			named(seriesTrain, steps(func(r runlog.Train) float64 { return r.GradNorm }))}},
 	}
 	var figs []figure
 	for _, sp := range specs {
@@ -356,8 +396,9 @@ func pngFigure(title, path string) (figure, error) {
 
 // evalSection turns one evaluation into its part of the page, drawing its confusion matrix
 // into dir when the evaluation did not leave one beside its result.
-func evalSection(ev loadedEval, dir string) (evalView, error) {
-	v := evalView{Name: ev.name, Dataset: ev.res.Dataset, Task: ev.res.Task, Model: ev.res.Model, Pretrained: ev.res.Pretrained}
+func evalSection(ev loadedEval, dir, runDir string) (evalView, error) {
+	v := evalView{Name: ev.name, Dataset: ev.res.Dataset, Task: ev.res.Task, Model: ev.res.Model,
+		Checkpoint: ev.res.Pretrained, CheckpointNote: checkpointNote(ev.res.Pretrained, runDir)}
 	for _, k := range slices.SortedFunc(maps.Keys(ev.res.Metrics), compareMetricNames) {
 		v.Metrics = append(v.Metrics, metricRow{Name: k, Meaning: MetricMeaning(k), Value: formatMetric(ev.res.Metrics[k])})
 	}
@@ -365,9 +406,24 @@ func evalSection(ev loadedEval, dir string) (evalView, error) {
 	if det == nil {
 		return v, nil
 	}
-	v.Images, v.Texts = det.Images, det.Texts
-	v.PerClass = det.PerClass
-	if len(det.Confusion) > 0 {
+	v.Images, v.Texts, v.Note = det.Images, det.Texts, det.Note
+	var empty []string
+	for _, c := range det.PerClass {
+		if c.Count == 0 {
+			empty = append(empty, c.Class)
+		} else {
+			v.PerClass = append(v.PerClass, c)
+		}
+	}
+	v.EmptyClasses = nameSome(empty, 20)
+	switch {
+	case len(det.Confusion) > topConfusionsPast:
+		v.TopConfusions, v.TopConfusionsOf = topConfusions(det.Confusion, det.ClassNames)
+	case len(det.Confusion) == 0 && len(det.TopConfusions) > 0:
+		v.TopConfusions, v.TopConfusionsOf = listedConfusions(det.TopConfusions, det.PerClass)
+	}
+	v.ConfusionWide = len(det.ClassNames) > topConfusionsPast
+	if len(det.Confusion) > 0 && !matrixEmpty(det.Confusion) {
 		title := "Confusion matrix of " + ev.name
 		existing := evalfile.ConfusionPath(ev.path)
 		if _, err := os.Stat(existing); err == nil {
@@ -414,6 +470,186 @@ func evalSection(ev loadedEval, dir string) (evalView, error) {
 		v.Examples = append(v.Examples, *groups[d])
 	}
 	return v, nil
+}
+
+// topConfusionsPast is the number of classes past which a confusion matrix, however drawn,
+// is an overview rather than something to read counts off: the report then lists its largest
+// off-diagonal cells as well.
+const topConfusionsPast = 30
+
+// maxTopConfusionRows is the most rows of a top-confusions table.
+const maxTopConfusionRows = 25
+
+// topConfusions returns the largest off-diagonal cells of counts (largest first, then in
+// class order) with their share of the true class's images, and how many such cells are not
+// zero. Cells outside names are passed over: a ragged matrix is reported by plots.Confusion.
+func topConfusions(counts [][]int, names []string) ([]confusionRow, int) {
+	type cell struct{ i, j, n, sum int }
+	var cells []cell
+	for i, row := range counts {
+		if i >= len(names) {
+			break
+		}
+		sum := 0
+		for _, c := range row {
+			sum += max(c, 0)
+		}
+		for j, c := range row {
+			if j != i && j < len(names) && c > 0 {
+				cells = append(cells, cell{i, j, c, sum})
+			}
+		}
+	}
+	slices.SortStableFunc(cells, func(a, b cell) int { return b.n - a.n })
+	var rows []confusionRow
+	for _, c := range cells[:min(len(cells), maxTopConfusionRows)] {
+		rows = append(rows, confusionRow{True: names[c.i], Predicted: names[c.j], Count: c.n,
+			Share: strconv.FormatFloat(100*float64(c.n)/float64(c.sum), 'f', 1, 64) + "%"})
+	}
+	return rows, len(cells)
+}
+
+// listedConfusions turns the top confusions an evaluation listed in place of its matrix
+// (past evalfile.MaxConfusionClasses classes) into table rows, with shares where the
+// per-class table gives the class's images.
+func listedConfusions(list []evalfile.Confusion, per []evalfile.ClassScore) ([]confusionRow, int) {
+	images := map[string]int{}
+	for _, c := range per {
+		images[c.Class] = c.Count
+	}
+	var rows []confusionRow
+	for _, c := range list[:min(len(list), maxTopConfusionRows)] {
+		r := confusionRow{True: c.True, Predicted: c.Predicted, Count: c.Count}
+		if n := images[c.True]; n > 0 && c.Count >= 0 {
+			r.Share = strconv.FormatFloat(100*float64(c.Count)/float64(n), 'f', 1, 64) + "%"
+		}
+		rows = append(rows, r)
+	}
+	return rows, len(list)
+}
+
+// matrixEmpty says whether counts hold no image at all: there is no picture to draw.
+func matrixEmpty(counts [][]int) bool {
+	for _, row := range counts {
+		for _, c := range row {
+			if c != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// nameSome lists up to n names, and how many more there are.
+func nameSome(names []string, n int) string {
+	if len(names) == 0 {
+		return ""
+	}
+	s := strings.Join(names[:min(len(names), n)], ", ")
+	if len(names) > n {
+		s += fmt.Sprintf(" and %d more", len(names)-n)
+	}
+	return s
+}
+
+// runConfig is the part of a run's config.yaml that says what the run was trained on.
+// The report reads it on its own rather than through the train stage, which it does not
+// import (stages do not import each other).
+type runConfig struct {
+	ModelPreset string `yaml:"model_preset"`
+	Init        string `yaml:"init"`
+	Data        struct {
+		Train      string `yaml:"train"`
+		Val        string `yaml:"val"`
+		TrainSplit string `yaml:"train_split"`
+		ValSplit   string `yaml:"val_split"`
+	} `yaml:"data"`
+}
+
+// configFacts says from a run's config.yaml (bounded by MaxConfigBytes when read) which model
+// and data the run trained on.
+func configFacts(raw string) ([]fact, error) {
+	var cfg runConfig
+	if err := yaml.Unmarshal([]byte(raw), &cfg); err != nil {
+		return nil, err
+	}
+	var s []fact
+	if cfg.ModelPreset != "" {
+		s = append(s, fact{"model", "preset " + cfg.ModelPreset})
+	}
+	if cfg.Init != "" {
+		s = append(s, fact{"initialised from", cfg.Init})
+	}
+	split := func(set, split, def string) string {
+		if set == "" {
+			return "none"
+		}
+		return fmt.Sprintf("%s (split %s)", set, cmp.Or(split, def))
+	}
+	if cfg.Data.Train != "" {
+		s = append(s, fact{"training data", split(cfg.Data.Train, cfg.Data.TrainSplit, "train")})
+		s = append(s, fact{"validation data", split(cfg.Data.Val, cfg.Data.ValSplit, "val")})
+	}
+	return s, nil
+}
+
+// describeRun says which run, checkpoints and data the report is about; what it cannot
+// tell goes into notes.
+func describeRun(runDir, config string, notes *[]string) []fact {
+	abs, err := filepath.Abs(runDir)
+	if err != nil {
+		abs = runDir
+	}
+	s := []fact{{"run directory", abs}}
+	steps, err := checkpoint.Steps(runDir)
+	switch {
+	case err != nil:
+		*notes = append(*notes, fmt.Sprintf("checkpoints of %s: %v", runDir, err))
+	case len(steps) == 0:
+		s = append(s, fact{"checkpoints", "none in the run directory"})
+	default:
+		last := steps[len(steps)-1]
+		v := fmt.Sprintf("newest %s (step %d)", checkpoint.ModelPath(abs, last), last)
+		if len(steps) > 1 {
+			v += fmt.Sprintf("; %d older, from step %d", len(steps)-1, steps[0])
+		}
+		s = append(s, fact{"checkpoints", v})
+	}
+	if config == "" {
+		return s
+	}
+	more, err := configFacts(config)
+	if err != nil {
+		*notes = append(*notes, fmt.Sprintf("%s: %v (the data the run trained on is not shown)", filepath.Join(runDir, runlog.ConfigName), err))
+	}
+	return append(s, more...)
+}
+
+// checkpointNote says how the checkpoint an evaluation names stands to the run: its newest
+// checkpoint, an older one, or one from elsewhere.
+func checkpointNote(path, runDir string) string {
+	if path == "" {
+		return ""
+	}
+	dir, err1 := filepath.Abs(filepath.Dir(path))
+	run, err2 := filepath.Abs(runDir)
+	if err1 != nil || err2 != nil || dir != run {
+		return "not a checkpoint of this run"
+	}
+	steps, err := checkpoint.Steps(runDir)
+	if err != nil || len(steps) == 0 {
+		return "in this run's directory"
+	}
+	last := steps[len(steps)-1]
+	if filepath.Base(path) == filepath.Base(checkpoint.ModelPath(run, last)) {
+		return fmt.Sprintf("this run's newest checkpoint (step %d)", last)
+	}
+	for _, st := range steps {
+		if filepath.Base(path) == filepath.Base(checkpoint.ModelPath(run, st)) {
+			return fmt.Sprintf("step %d of this run; its newest checkpoint is step %d", st, last)
+		}
+	}
+	return "in this run's directory"
 }
 
 // imageURI passes a data URI of a PNG, JPEG or GIF image whose payload is valid base64, and

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +46,10 @@ func fakeRun(t *testing.T, evals bool) string {
 	}
 	m.WriteString(`{"step":310,"loss":0.7,"lo`)
 	stagetest.Must(t, os.WriteFile(filepath.Join(dir, "metrics.jsonl"), m.Bytes(), 0o644))
-	stagetest.Must(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("model_preset: tiny\ntrain:\n    steps: 300\n    note: <b>not bold</b>\n"), 0o644))
+	stagetest.Must(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("model_preset: tiny\ndata:\n    train: shapes-train\n    val: shapes-val\n    val_split: test\ntrain:\n    steps: 300\n    note: <b>not bold</b>\n"), 0o644))
+	for _, step := range []string{"000200", "000300"} { // names are all the report looks at
+		stagetest.Must(t, os.WriteFile(filepath.Join(dir, "step-"+step+".safetensors"), nil, 0o644))
+	}
 	if !evals {
 		return dir
 	}
@@ -60,7 +64,7 @@ func fakeRun(t *testing.T, evals bool) string {
 		per = append(per, evalfile.ClassScore{Class: name, Count: sum, Recall: float64(counts[i][i]) / float64(sum), Top: names[(i+1)%48]})
 	}
 	stagetest.Must(t, evalfile.Write(filepath.Join(dir, "eval", "zeroshot.json"),
-		evalfile.Result{Dataset: "synthetic", Model: "tiny", Pretrained: "step-000300.safetensors", Task: "zeroshot_classification",
+		evalfile.Result{Dataset: "synthetic", Model: "tiny", Pretrained: filepath.Join(dir, "step-000300.safetensors"), Task: "zeroshot_classification",
 			Metrics: map[string]float64{"acc1": 0.61, "acc5": 0.93, "mean_per_class_recall": 0.6}},
 		evalfile.Details{ClassNames: names, PerClass: per, Confusion: counts, Images: 960}))
 
@@ -81,7 +85,7 @@ func fakeRun(t *testing.T, evals bool) string {
 	}
 	examples[0].Results[0].Image = "javascript:alert(1)" // must not reach the page
 	stagetest.Must(t, evalfile.Write(filepath.Join(dir, "eval", "retrieval.json"),
-		evalfile.Result{Dataset: "synthetic", Model: "tiny", Task: "zeroshot_retrieval",
+		evalfile.Result{Dataset: "synthetic-captions", Model: "tiny", Pretrained: "/elsewhere/model.safetensors", Task: "zeroshot_retrieval",
 			Metrics: map[string]float64{"image_retrieval_recall@5": 0.71, "text_retrieval_recall@5": 0.8,
 				"image_retrieval_recall@1": 0.3, "text_retrieval_recall@1": 0.4}},
 		evalfile.Details{Examples: examples, Images: 200, Texts: 1000}))
@@ -123,6 +127,54 @@ type page struct {
 	rows   int
 	images []image.Image
 	srcs   []string
+	byName map[string][][]string // the tables with a class attribute: rows of cell texts
+}
+
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.TrimSpace(b.String())
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// tableRows returns the rows of table n as cell texts (th and td).
+func tableRows(n *html.Node) [][]string {
+	var rows [][]string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "tr" {
+			var cells []string
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				if c.Type == html.ElementNode && (c.Data == "td" || c.Data == "th") {
+					cells = append(cells, textOf(c))
+				}
+			}
+			rows = append(rows, cells)
+			return
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return rows
 }
 
 func parseReport(t *testing.T, path string) page {
@@ -140,6 +192,12 @@ func parseReport(t *testing.T, path string) page {
 			text.WriteString(n.Data)
 		case n.Type == html.ElementNode && n.Data == "table":
 			p.tables++
+			if c := attr(n, "class"); c != "" {
+				if p.byName == nil {
+					p.byName = map[string][][]string{}
+				}
+				p.byName[c] = append(p.byName[c], tableRows(n)...)
+			}
 		case n.Type == html.ElementNode && n.Data == "tr":
 			p.rows++
 		case n.Type == html.ElementNode && n.Data == "script":
@@ -217,7 +275,7 @@ func TestReport(t *testing.T) {
 			t.Errorf("%s: %dx%d", f, w, h)
 		}
 	}
-	cw, ch := plots.ConfusionSize(48)
+	cw, ch := plots.ConfusionSize(48, 48)
 	if w, h := pngSize(t, filepath.Join(out, "zeroshot.confusion.png")); w != cw || h != ch {
 		t.Errorf("confusion: %dx%d, want %dx%d", w, h, cw, ch)
 	}
@@ -248,10 +306,34 @@ func TestReport(t *testing.T) {
 	if !strings.Contains(p.text, fmt.Sprintf("%.4f at step 300", 4.2*math.Exp(-300.0/120)+0.4)) {
 		t.Errorf("report lacks the last loss")
 	}
-	// summary, validation, 2 metric tables, per-class: 5 tables; rows: 3 validation + header,
-	// 3 + 4 metrics + 2 headers, 48 classes + header.
-	if p.tables != 5 {
-		t.Errorf("%d tables, want 5", p.tables)
+	// describes, summary, validation, 2 metric tables, per-class, top confusions: 7 tables;
+	// rows: 3 validation + header, 3 + 4 metrics + 2 headers, 48 classes + header.
+	if p.tables != 7 {
+		t.Errorf("%d tables, want 7", p.tables)
+	}
+	// What the report is about: the run, its checkpoints, its data, each evaluation's checkpoint.
+	absRun, _ := filepath.Abs(run)
+	desc := map[string]string{}
+	for _, r := range p.byName["describes"] {
+		desc[r[0]] = r[1]
+	}
+	for name, want := range map[string]string{
+		"run directory":        absRun,
+		"checkpoints":          "newest " + filepath.Join(absRun, "step-000300.safetensors") + " (step 300); 1 older, from step 200",
+		"model":                "preset tiny",
+		"training data":        "shapes-train (split train)",
+		"validation data":      "shapes-val (split test)",
+		"evaluation zeroshot":  "dataset synthetic · checkpoint " + filepath.Join(run, "step-000300.safetensors") + " (this run's newest checkpoint (step 300))",
+		"evaluation retrieval": "dataset synthetic-captions · checkpoint /elsewhere/model.safetensors (not a checkpoint of this run)",
+	} {
+		if desc[name] != want {
+			t.Errorf("describes %s: %q, want %q", name, desc[name], want)
+		}
+	}
+	// 48 classes: the largest confusions listed, largest first.
+	top := p.byName["top-confusions"]
+	if len(top) != 1+25 || !slices.Equal(top[1], []string{"red circle", "green circle", "8", "40.0%"}) {
+		t.Errorf("top confusions: %d rows, first %v", len(top), top[min(1, len(top)-1)])
 	}
 	if p.rows < 4+9+49 {
 		t.Errorf("%d table rows", p.rows)
@@ -279,7 +361,7 @@ func TestReportKeepsEvalConfusion(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "zeroshot.confusion.png")); err == nil {
 		t.Error("redrew a confusion matrix the evaluation already drew")
 	}
-	w, h := plots.ConfusionSize(5)
+	w, h := plots.ConfusionSize(5, 5)
 	if n := countSize(parseReport(t, path).images, w, h); n != 1 {
 		t.Errorf("%d inline copies of the evaluation's confusion matrix", n)
 	}
@@ -464,5 +546,165 @@ func TestImageURI(t *testing.T) {
 		if got := imageURI(in) != ""; got != ok {
 			t.Errorf("%q: kept %v, want %v", in, got, ok)
 		}
+	}
+}
+
+// zeroshotRun writes a run whose one evaluation is a zero-shot over n classes with matrix
+// counts (nil: none) and the listed top confusions.
+func zeroshotRun(t *testing.T, counts [][]int, names []string, listed []evalfile.Confusion, note string) string {
+	t.Helper()
+	run := fakeRun(t, false)
+	stagetest.Must(t, os.Mkdir(filepath.Join(run, "eval"), 0o755))
+	var per []evalfile.ClassScore
+	for i, name := range names {
+		sum, right := 0, 0
+		if counts != nil {
+			for _, c := range counts[i] {
+				sum += c
+			}
+			right = counts[i][i]
+		} else {
+			sum, right = 80, 40
+		}
+		recall := 0.0
+		if sum > 0 {
+			recall = float64(right) / float64(sum)
+		}
+		per = append(per, evalfile.ClassScore{Class: name, Count: sum, Recall: recall})
+	}
+	stagetest.Must(t, evalfile.Write(filepath.Join(run, "eval", "zs.json"),
+		evalfile.Result{Dataset: "synthetic", Model: "tiny", Task: "zeroshot_classification", Metrics: map[string]float64{"acc1": 0.5}},
+		evalfile.Details{ClassNames: names, PerClass: per, Confusion: counts, TopConfusions: listed, Note: note, Images: 100}))
+	return run
+}
+
+// TestReportLeavesOutEmptyClasses: a class with no images is no row of zeros, in the table or
+// the matrix; the page names it instead.
+func TestReportLeavesOutEmptyClasses(t *testing.T) {
+	counts, names := fakeConfusion(10)
+	counts[3] = make([]int, 10) // "yellow circle": no images; "blue circle" is still taken for it
+	run := zeroshotRun(t, counts, names, nil, "")
+	out := t.TempDir()
+	path, err := Write(Options{RunDir: run, Out: out})
+	stagetest.Must(t, err)
+	p := parseReport(t, path)
+	var classes []string
+	for _, r := range p.byName["perclass-table"][1:] {
+		classes = append(classes, r[0])
+	}
+	if len(classes) != 9 || slices.Contains(classes, "yellow circle") {
+		t.Errorf("per-class rows %v: want the 9 classes with images", classes)
+	}
+	if !strings.Contains(p.text, "Classes with no images in this data, left out of the table and the matrix's rows: yellow circle.") {
+		t.Error("the page does not name the class without images")
+	}
+	w, h := plots.ConfusionSize(9, 10)
+	if pw, ph := pngSize(t, filepath.Join(out, "zs.confusion.png")); pw != w || ph != h {
+		t.Errorf("confusion %dx%d, want %dx%d (9 rows, 10 columns)", pw, ph, w, h)
+	}
+	if _, ok := p.byName["top-confusions"]; ok {
+		t.Error("a top-confusions table for 10 classes, whose matrix shows the counts")
+	}
+}
+
+// TestReportTopConfusionsPastTheMatrix: past evalfile.MaxConfusionClasses the details list
+// the largest confusions in place of the matrix; the report shows them and the details' note.
+func TestReportTopConfusionsPastTheMatrix(t *testing.T) {
+	names := make([]string, evalfile.MaxConfusionClasses+44)
+	for i := range names {
+		names[i] = fmt.Sprintf("class %d", i)
+	}
+	var listed []evalfile.Confusion
+	for i := range 40 {
+		listed = append(listed, evalfile.Confusion{True: names[i], Predicted: names[i+1], Count: 40 - i/2})
+	}
+	run := zeroshotRun(t, nil, names, listed, "300 classes: the confusion matrix is left out; its 40 largest off-diagonal cells are listed")
+	path, err := Write(Options{RunDir: run, Out: t.TempDir()})
+	stagetest.Must(t, err)
+	p := parseReport(t, path)
+	top := p.byName["top-confusions"]
+	if len(top) != 1+25 || !slices.Equal(top[1], []string{"class 0", "class 1", "40", "50.0%"}) || top[25][0] != "class 24" {
+		t.Errorf("top confusions: %d rows, first %v", len(top), top[min(1, len(top)-1)])
+	}
+	if !strings.Contains(p.text, "25 of 40 that are not zero") {
+		t.Error("the table does not say how many confusions there are")
+	}
+	if !strings.Contains(p.text, "its 40 largest off-diagonal cells are listed") {
+		t.Error("the details' note is not shown")
+	}
+	if n := len(p.images); n != 6 {
+		t.Errorf("%d images, want the 6 curves and no confusion picture", n)
+	}
+}
+
+// TestReportCurveColours: each series keeps its colour from figure to figure: the training
+// records blue in the loss and gradient-norm figures, validation vermillion, and the two
+// validation accuracies their own.
+func TestReportCurveColours(t *testing.T) {
+	out := t.TempDir()
+	_, err := Write(Options{RunDir: fakeRun(t, false), Out: out})
+	stagetest.Must(t, err)
+	count := func(file string) map[color.RGBA]int {
+		f, err := os.Open(filepath.Join(out, file))
+		stagetest.Must(t, err)
+		defer f.Close()
+		img, err := png.Decode(f)
+		stagetest.Must(t, err)
+		n := map[color.RGBA]int{}
+		colours := plots.Palette[:len(plots.Palette)-1] // black: also the axes and text
+		for _, c := range colours {
+			n[c] = 0
+		}
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA); slices.Contains(colours, c) {
+					n[c]++
+				}
+			}
+		}
+		return n
+	}
+	const drawn = 30 // pixels of a colour for a series drawn in it
+	for file, want := range map[string][]color.RGBA{
+		"loss.png":         {plots.Palette[0], plots.Palette[1]},
+		"grad_norm.png":    {plots.Palette[0]},
+		"lr.png":           {plots.Palette[0]},
+		"val_accuracy.png": {plots.Palette[2], plots.Palette[3]},
+	} {
+		for c, n := range count(file) {
+			if slices.Contains(want, c) != (n >= drawn) {
+				t.Errorf("%s: %d pixels of %v; want series in %v only", file, n, c, want)
+			}
+		}
+	}
+}
+
+// FuzzConfigFacts: a run's config.yaml is outside input; any bytes give facts or an error.
+func FuzzConfigFacts(f *testing.F) {
+	f.Add("model_preset: tiny\ndata:\n    train: a\n    val: b\n")
+	f.Add("init: /x/y\ndata: [1, 2]\n")
+	f.Add("a: &x [*x, *x]\n")
+	f.Add("data:\n  train: {a: 1}\n")
+	f.Add("\x00\xff: :")
+	f.Fuzz(func(t *testing.T, raw string) {
+		facts, err := configFacts(raw)
+		if err != nil && facts != nil {
+			t.Errorf("facts %v beside error %v", facts, err)
+		}
+	})
+}
+
+// TestTopConfusions: largest first, ties in class order, shares of the true class, and a
+// ragged matrix passed over rather than read out of range.
+func TestTopConfusions(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	rows, n := topConfusions([][]int{{5, 2, 2}, {3, 1, 0}, {0, 0, 4}}, names)
+	want := []confusionRow{{"b", "a", 3, "75.0%"}, {"a", "b", 2, "22.2%"}, {"a", "c", 2, "22.2%"}}
+	if n != 3 || !slices.Equal(rows, want) {
+		t.Errorf("got %v (%d), want %v", rows, n, want)
+	}
+	if rows, _ := topConfusions([][]int{{1, 2, 3, 4}, {1}, {1, 1, 1}, {9, 9}}, names); len(rows) != 5 {
+		t.Errorf("ragged: %v", rows)
 	}
 }
