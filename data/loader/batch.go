@@ -3,9 +3,10 @@ package loader
 // Batch is a group of samples ready for a training or evaluation step. Row i of Images, Keys
 // and Labels is one image; Tokens has one row per caption, and TextImage maps each caption
 // row to its image row (the identity unless Config.AllCaptions gave several captions per
-// image).
+// image). With Config.CaptionsPerImage k in training, each record gives k consecutive rows
+// (k captions of it, each with its own augmented view) under the same key.
 type Batch struct {
-	Size       int // B: images in this batch (BatchSize, or fewer for eval's last batch)
+	Size       int // B: image rows in this batch (BatchSize, or fewer for eval's last batch)
 	ImageSize  int // S
 	ContextLen int // L
 
@@ -113,8 +114,12 @@ func (e *Epoch) collate(ss []*sample) *Batch {
 	p := e.l.pool
 	b := p.getBatch()
 	b.pool = p
-	b.Size, b.ImageSize, b.ContextLen, b.Epoch = len(ss), cfg.ImageSize, cfg.ContextLen, e.epoch
-	b.Images = resize(b.Images, len(ss)*p.imageLen)
+	rows := 0
+	for _, s := range ss {
+		rows += len(s.images)
+	}
+	b.Size, b.ImageSize, b.ContextLen, b.Epoch = rows, cfg.ImageSize, cfg.ContextLen, e.epoch
+	b.Images = resize(b.Images, rows*p.imageLen)
 	b.Keys = b.Keys[:0]
 	b.Tokens = b.Tokens[:0]
 	b.TextImage = b.TextImage[:0]
@@ -123,27 +128,36 @@ func (e *Epoch) collate(ss []*sample) *Batch {
 		labelled = labelled || s.hasLabel
 	}
 	if labelled {
-		b.Labels = resize(b.Labels, len(ss))
+		b.Labels = resize(b.Labels, rows)
 	} else {
 		b.Labels = nil
 	}
-	for i, s := range ss {
-		copy(b.Images[i*p.imageLen:(i+1)*p.imageLen], s.image)
-		b.Keys = append(b.Keys, s.key)
-		b.Tokens = append(b.Tokens, s.tokens...)
-		for range len(s.captions) {
-			b.TextImage = append(b.TextImage, int32(i))
+	row := 0
+	for _, s := range ss {
+		first := row
+		for _, img := range s.images {
+			copy(b.Images[row*p.imageLen:(row+1)*p.imageLen], img)
+			b.Keys = append(b.Keys, s.key)
+			if labelled {
+				b.Labels[row] = -1
+				if s.hasLabel {
+					b.Labels[row] = s.label
+				}
+			}
+			p.putImage(img)
+			row++
 		}
-		if labelled {
-			b.Labels[i] = -1
-			if s.hasLabel {
-				b.Labels[i] = s.label
+		b.Tokens = append(b.Tokens, s.tokens...)
+		for c := range len(s.captions) {
+			if len(s.images) > 1 { // one caption per view
+				b.TextImage = append(b.TextImage, int32(first+c))
+			} else {
+				b.TextImage = append(b.TextImage, int32(first))
 			}
 		}
 		b.Position = s.pos + 1
-		p.putImage(s.image)
 		p.putTokens(s.tokens)
-		s.image, s.tokens = nil, nil
+		s.images, s.tokens = nil, nil
 	}
 	return b
 }

@@ -71,6 +71,13 @@ type Config struct {
 
 	Augment     imageproc.Augment // training augmentation (Size is set to ImageSize)
 	AllCaptions bool              // eval: tokenize every caption of each image, not just the first
+	// CaptionsPerImage k > 1 (training) gives each record k rows of a batch: k of its captions
+	// (distinct while it has that many), each with its own augmented view, under its key, for
+	// a multi-positive loss. BatchSize counts rows and must be a multiple of k. 0 or 1: one.
+	CaptionsPerImage int
+	// WordDropout (training) drops each word of a caption with this probability, keeping at
+	// least one: a text augmentation. In [0, 1).
+	WordDropout float64
 	Strict      bool              // fail on a bad record instead of skipping and counting it
 }
 
@@ -106,7 +113,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Mode == Train {
 		c.AllCaptions = false
+	} else {
+		c.CaptionsPerImage, c.WordDropout = 1, 0
 	}
+	switch {
+	case c.CaptionsPerImage < 0 || c.CaptionsPerImage > c.BatchSize:
+		return c, fmt.Errorf("loader: %d captions per image, want 1 to the batch size %d", c.CaptionsPerImage, c.BatchSize)
+	case c.CaptionsPerImage > 1 && c.BatchSize%c.CaptionsPerImage != 0:
+		return c, fmt.Errorf("loader: batch size %d is not a multiple of %d captions per image", c.BatchSize, c.CaptionsPerImage)
+	case !(c.WordDropout >= 0 && c.WordDropout < 1):
+		return c, fmt.Errorf("loader: word dropout %g, want [0, 1)", c.WordDropout)
+	}
+	c.CaptionsPerImage = max(c.CaptionsPerImage, 1)
 	c.Augment.Size = c.ImageSize
 	return c, nil
 }
@@ -145,7 +163,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, start int64) *Epoch {
 		func(_ context.Context, it item) (*sample, error) { return e.decode(it) })
 	toks := pipeline.Map(p, "tokenize", imgs, pipeline.Options{Workers: cfg.TokenizeWorkers},
 		func(_ context.Context, s *sample) (*sample, error) { return e.tokenize(s) })
-	groups := pipeline.Batch(p, "batch", toks, cfg.BatchSize, cfg.Mode == Eval)
+	groups := pipeline.Batch(p, "batch", toks, cfg.BatchSize/cfg.CaptionsPerImage, cfg.Mode == Eval)
 	batches := pipeline.Map(p, "collate", groups, pipeline.Options{},
 		func(_ context.Context, ss []*sample) (*Batch, error) { return e.collate(ss), nil })
 	e.p = p

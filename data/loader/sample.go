@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/shard"
@@ -27,9 +28,9 @@ type sample struct {
 	key      string
 	label    int32
 	hasLabel bool
-	captions []string  // the chosen caption (training) or the captions to tokenize (eval)
-	image    []float32 // [3,S,S]
-	tokens   []int32   // [len(captions), L]
+	captions []string    // the chosen captions (training: one per view) or the captions to tokenize (eval)
+	images   [][]float32 // the views, [3,S,S] each: CaptionsPerImage in training, one in eval
+	tokens   []int32     // [len(captions), L]
 }
 
 // sampleRNG returns the RNG of one sample in one epoch: a function of (seed, epoch, key) only,
@@ -69,27 +70,81 @@ func (e *Epoch) decode(it item) (*sample, error) {
 	if err != nil {
 		return nil, e.reject(it, imageproc.Reason(err), err)
 	}
-	s := &sample{pos: it.pos, key: it.rec.Key, image: e.l.pool.getImage()}
+	s := &sample{pos: it.pos, key: it.rec.Key}
 	if it.rec.Label != nil {
 		s.label, s.hasLabel = *it.rec.Label, true
 	}
 	if cfg.Mode == Train {
+		// Every draw comes in a fixed order: the captions, each view's augmentation, then
+		// word dropout, so that one caption per image without word dropout draws what it did
+		// before these options existed.
 		rng := sampleRNG(cfg.Seed, e.epoch, it.rec.Key)
-		j := rng.IntN(len(caps)) // open_clip's random caption; drawn before the augmentation
-		s.captions = caps[j : j+1]
-		err = cfg.Augment.Apply(s.image, img, rng)
+		k := max(cfg.CaptionsPerImage, 1)
+		if k == 1 {
+			j := rng.IntN(len(caps)) // open_clip's random caption; drawn before the augmentation
+			s.captions = caps[j : j+1]
+		} else {
+			s.captions = pickCaptions(caps, k, rng)
+		}
+		s.images = make([][]float32, k)
+		for r := range k {
+			s.images[r] = e.l.pool.getImage()
+			if err = cfg.Augment.Apply(s.images[r], img, rng); err != nil {
+				break
+			}
+		}
+		if cfg.WordDropout > 0 {
+			s.captions = dropWords(s.captions, cfg.WordDropout, rng)
+		}
 	} else {
+		s.images = [][]float32{e.l.pool.getImage()}
 		s.captions = caps[:1]
 		if cfg.AllCaptions {
 			s.captions = caps
 		}
-		err = imageproc.EvalTransform(s.image, img, cfg.ImageSize)
+		err = imageproc.EvalTransform(s.images[0], img, cfg.ImageSize)
 	}
 	if err != nil { // the image decoded, so this is a configuration error: stop
-		e.l.pool.putImage(s.image)
+		for _, im := range s.images {
+			if im != nil {
+				e.l.pool.putImage(im)
+			}
+		}
 		return nil, fmt.Errorf("key %q, shard %s row group %d: %w", it.rec.Key, it.file, it.rowGroup, err)
 	}
 	return s, nil
+}
+
+// pickCaptions returns k captions of caps, in a random order: all distinct when the record has
+// k or more, else each caption as often as the others (±1).
+func pickCaptions(caps []string, k int, rng *rand.Rand) []string {
+	perm := rng.Perm(len(caps))
+	out := make([]string, k)
+	for r := range out {
+		out[r] = caps[perm[r%len(perm)]]
+	}
+	return out
+}
+
+// dropWords returns the captions with each (space-separated) word dropped with probability
+// p, keeping at least one word of a caption that has any (a random one when all were
+// dropped): caption word dropout, a text augmentation. The words kept keep their order.
+func dropWords(captions []string, p float64, rng *rand.Rand) []string {
+	out := make([]string, len(captions))
+	for i, c := range captions {
+		words := strings.Fields(c)
+		kept := words[:0:0]
+		for _, w := range words {
+			if rng.Float64() >= p {
+				kept = append(kept, w)
+			}
+		}
+		if len(kept) == 0 && len(words) > 0 {
+			kept = append(kept, words[rng.IntN(len(words))])
+		}
+		out[i] = strings.Join(kept, " ")
+	}
+	return out
 }
 
 // tokenize fills s.tokens with the ids of s.captions.
