@@ -80,6 +80,27 @@ type Val struct {
 	ImageTop float64 `json:"val_i2t_acc"` // image→text: the image's own caption ranks first
 	TextTop  float64 `json:"val_t2i_acc"` // text→image
 	Batches  int     `json:"val_batches"`
+	// Recall is retrieval over the validated images and all their captions, and RecallMean
+	// the mean of its six recalls: the default metric of train.early_stop. Absent from
+	// records written before them.
+	Recall     *Recall  `json:"val_recall,omitempty"`
+	RecallMean *float64 `json:"val_recall_mean,omitempty"`
+	// Best marks a validation that improved train.early_stop's metric: best.safetensors
+	// holds the model of the latest such record.
+	Best bool `json:"best,omitempty"`
+}
+
+// Recall is CLIP_benchmark's retrieval recall@k at k = 1, 5, 10: image→text, the share of
+// images with one of their captions among the k best-scoring captions; text→image, the share
+// of captions whose image is among the k best-scoring images (1 when k reaches the number of
+// candidates).
+type Recall struct {
+	I2T1  float64 `json:"i2t_r1"`
+	I2T5  float64 `json:"i2t_r5"`
+	I2T10 float64 `json:"i2t_r10"`
+	T2I1  float64 `json:"t2i_r1"`
+	T2I5  float64 `json:"t2i_r5"`
+	T2I10 float64 `json:"t2i_r10"`
 }
 
 // Sample is a record of the sample log (`pretrain --sample-log`): one training sample that

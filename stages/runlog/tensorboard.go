@@ -51,11 +51,23 @@ func trainScalars(r Train) []tbevents.Scalar {
 }
 
 func valScalars(v Val) []tbevents.Scalar {
-	return []tbevents.Scalar{
+	s := []tbevents.Scalar{
 		{Tag: "val/loss", Value: float32(v.Loss)},
 		{Tag: "val/i2t_acc", Value: float32(v.ImageTop)},
 		{Tag: "val/t2i_acc", Value: float32(v.TextTop)},
 	}
+	if r := v.Recall; r != nil {
+		for _, x := range []struct {
+			tag string
+			v   float64
+		}{{"i2t_r1", r.I2T1}, {"i2t_r5", r.I2T5}, {"i2t_r10", r.I2T10}, {"t2i_r1", r.T2I1}, {"t2i_r5", r.T2I5}, {"t2i_r10", r.T2I10}} {
+			s = append(s, tbevents.Scalar{Tag: "val/" + x.tag, Value: float32(x.v)})
+		}
+	}
+	if v.RecallMean != nil {
+		s = append(s, tbevents.Scalar{Tag: "val/recall_mean", Value: float32(*v.RecallMean)})
+	}
+	return s
 }
 
 // writeEvents writes scalars to the event file, when the log has one.
