@@ -78,7 +78,7 @@ type Config struct {
 	// WordDropout (training) drops each word of a caption with this probability, keeping at
 	// least one: a text augmentation. In [0, 1).
 	WordDropout float64
-	Strict      bool              // fail on a bad record instead of skipping and counting it
+	Strict      bool // fail on a bad record instead of skipping and counting it
 }
 
 func (c Config) withDefaults() (Config, error) {
