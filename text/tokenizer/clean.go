@@ -12,8 +12,7 @@ import (
 //	basic_clean(t)      = html.unescape(html.unescape(ftfy.fix_text(t))).strip()
 //	whitespace_clean(t) = regex.sub(r'\s+', ' ', t).strip()
 //
-// ftfy.fix_text is not reproduced: it is the identity on the golden texts and on plain
-// captions, but it would also repair mojibake and straighten curly quotes.
+// ftfy.fix_text is ftfy.go's fixText, applied first (Tokenizer.clean).
 //
 // The pieces are written here rather than taken from the library because its normalizers
 // (sugarme/tokenizer/normalizer) offer NFx, lowercase and strip with Go semantics, and Go's

@@ -2,12 +2,11 @@
 // over its embedded vocabulary, giving the reference's ids for the same text: all 3,027
 // texts of golden_tokens.jsonl and the edge cases of testdata/edge_tokens.jsonl.
 //
-// The pipeline is OpenAI's: HTML-unescape twice, collapse whitespace, lower-case (Python
-// semantics), split with CLIP's pattern, map bytes to symbols, merge pairs by rank with
-// "</w>" on the last symbol of a word, frame with SOT and EOT, truncate keeping EOT last,
-// pad with zeros. Where it cannot match:
-//   - ftfy.fix_text is not applied (it is the identity on plain captions, but repairs
-//     mojibake and straightens curly quotes);
+// The pipeline is OpenAI's: ftfy.fix_text (reproduced in ftfy.go: mojibake repaired, curly
+// quotes straightened, ligatures and full-width forms undone, ...), HTML-unescape twice,
+// collapse whitespace, lower-case (Python semantics), split with CLIP's pattern, map bytes to
+// symbols, merge pairs by rank with "</w>" on the last symbol of a word, frame with SOT and
+// EOT, truncate keeping EOT last, pad with zeros. Where it cannot match:
 //   - letters, digits and case come from Go's Unicode 15.0 tables; characters assigned
 //     later are punctuation here;
 //   - invalid UTF-8, impossible in a Python str, is read as U+FFFD.
@@ -195,6 +194,9 @@ func (sc *scratch) clean(text string) []byte {
 		a = append(a, text...)
 	} else {
 		a = appendValidUTF8(a, []byte(text))
+	}
+	if needsFixText(a) {
+		a, b = append(b[:0], fixText(string(a))...), a
 	}
 	for range 2 {
 		if bytes.IndexByte(a, '&') < 0 {

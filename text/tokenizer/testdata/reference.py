@@ -1,17 +1,18 @@
 """Reference CLIP tokenization for the edge cases in edge_texts.json.
 
-Follows OpenAI's clip/simple_tokenizer.py step by step, except ftfy.fix_text (not installed
-here; it is the identity on these texts apart from curly quotes, which none of them has):
-    html.unescape twice, strip; regex \\s+ -> ' ', strip; str.lower;
+Follows OpenAI's clip/simple_tokenizer.py step by step:
+    ftfy.fix_text; html.unescape twice, strip; regex \\s+ -> ' ', strip; str.lower;
     regex.findall of the split pattern with IGNORECASE; bytes_to_unicode; BPE with </w>.
-Usage (Python 3 with the `regex` module), from the text/ directory:
-    python3 testdata/reference.py < testdata/edge_texts.json > testdata/edge_tokens.jsonl
+Usage (Python 3 with the `regex` module; ftfy is not packaged for Debian, so its source tree,
+https://github.com/rspeer/python-ftfy at 6.3.1, goes on PYTHONPATH), from text/tokenizer:
+    PYTHONPATH=/path/to/python-ftfy python3 testdata/reference.py < testdata/edge_texts.json > testdata/edge_tokens.jsonl
 """
 import gzip
 import html
 import json
 import sys
 
+import ftfy
 import regex
 
 CONTEXT = 16  # a short context, so that truncation is exercised too
@@ -60,7 +61,7 @@ PATTERN = regex.compile(
 
 
 def encode(text, sym, encoder, ranks):
-    text = html.unescape(html.unescape(text)).strip()
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     text = regex.sub(r"\s+", " ", text).strip().lower()
     ids = []
     for word in PATTERN.findall(text):
