@@ -185,7 +185,7 @@ func (t *Tokenizer) appendWord(sc *scratch, dst []int32, word []byte) []int32 {
 	return dst
 }
 
-// clean returns text after OpenAI's clean-up (see clean.go): valid UTF-8, HTML references
+// clean returns text after OpenAI's clean-up (see clean.go): valid UTF-8, ftfy.fix_text, HTML references
 // unescaped twice, whitespace collapsed and stripped, lower-cased. The result lives in the
 // scratch buffers until the next call.
 func (sc *scratch) clean(text string) []byte {
