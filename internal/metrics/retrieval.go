@@ -3,10 +3,8 @@ package metrics
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 )
 
 // Retrieval holds cross-modal retrieval results for NI images and NT captions, scored by
@@ -37,6 +35,9 @@ type Retrieval struct {
 // any scale: rows are L2-normalised here), where textImage[t] is the image of text t (an
 // image may have several captions). Recall is computed for each k in ks; a k larger than
 // NI or NT is an error (torch.topk refuses it in CLIP_benchmark too).
+//
+// The NT×NI score matrix is never held: it is scored in blocks (see retrievalRanks), so
+// memory grows with the inputs and the block, not with their product.
 func RetrievalMetrics(images []float32, texts []float32, dim int, textImage []int, ks []int) (Retrieval, error) {
 	ni, err := checkMatrix("retrieval: images", images, dim)
 	if err != nil {
@@ -70,70 +71,7 @@ func RetrievalMetrics(images []float32, texts []float32, dim int, textImage []in
 		}
 	}
 
-	img := make([]float32, len(images))
-	for i := 0; i < ni; i++ {
-		normalizeInto(img[i*dim:(i+1)*dim], images[i*dim:(i+1)*dim])
-	}
-	txt := make([]float32, len(texts))
-	for t := 0; t < nt; t++ {
-		normalizeInto(txt[t*dim:(t+1)*dim], texts[t*dim:(t+1)*dim])
-	}
-	score := func(t, i int) float32 { return dot(txt[t*dim:(t+1)*dim], img[i*dim:(i+1)*dim]) }
-
-	// best[i], bestText[i]: score and index of image i's first caption in image→text order
-	// (highest score, lowest index on ties); bestText -1 if it has none.
-	best := make([]float32, ni)
-	bestText := make([]int, ni)
-	for i := range bestText {
-		bestText[i] = -1
-	}
-	pos := make([]float32, nt) // pos[t] = score of text t with its own image
-	for t, i := range textImage {
-		pos[t] = score(t, i)
-		if bestText[i] < 0 || pos[t] > best[i] {
-			best[i], bestText[i] = pos[t], t
-		}
-	}
-
-	// One pass over the NT×NI score matrix, split by text rows across workers; nothing of
-	// the matrix is kept. ImageRanks count images ahead of each text's image; before[w][i]
-	// counts texts ahead of image i's best caption within worker w's rows.
-	imageRanks := make([]int, nt)
-	workers := min(runtime.GOMAXPROCS(0), (nt+63)/64)
-	before := make([][]int, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*nt/workers, (w+1)*nt/workers
-		before[w] = make([]int, ni)
-		wg.Go(func() {
-			ahead := before[w]
-			for t := lo; t < hi; t++ {
-				own := textImage[t]
-				r := 1
-				for i := 0; i < ni; i++ {
-					s := score(t, i)
-					if s > pos[t] || (s == pos[t] && i < own) {
-						r++
-					}
-					if s > best[i] || (s == best[i] && t < bestText[i]) {
-						ahead[i]++
-					}
-				}
-				imageRanks[t] = r
-			}
-		})
-	}
-	wg.Wait()
-	textRanks := make([]int, ni)
-	for i := range textRanks {
-		if bestText[i] < 0 {
-			continue
-		}
-		textRanks[i] = 1
-		for _, ahead := range before {
-			textRanks[i] += ahead[i]
-		}
-	}
+	imageRanks, textRanks := retrievalRanks(images, texts, dim, textImage, retrievalTextBlock, retrievalImageBlock)
 
 	res := Retrieval{
 		ImageRecall: make(map[int]float64, len(ks)),
