@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/stages/prepare"
 )
 
@@ -23,6 +25,7 @@ func newPrepareCmd() *cobra.Command {
 		ShardRows:    10_000,
 	}
 	cfg.Synthetic.N, cfg.Synthetic.ZeroShotN = 20_000, 1_000
+	var merge bool
 	cmd := &cobra.Command{
 		Use:   "prepare --source KIND --out DIR [flags]",
 		Short: "turn raw image–caption data into Parquet shards with a manifest",
@@ -37,12 +40,41 @@ Sources:
                beside a folder of images (--images)
   imagefolder  root/<class>/*.jpg|png (--root), a labelled set
   idx          MNIST-style IDX image and label files (--idx-images, --idx-labels), gzipped or not
-  parquet      foreign Parquet (img2dataset output, Hugging Face image/text) matched by --input`,
+  parquet      foreign Parquet (img2dataset output, Hugging Face image/text) matched by --input
+
+On several machines: --part I/N (I from 0) prepares the images whose key hashes to part I
+into OUT/parts/part-I-of-N; once all N are there (one folder OUT), --merge --out OUT writes
+the one manifest. Under mpirun, clipgo-mpi prepare makes each rank a part and rank 0 merges.
+The parts together hold exactly one process's rows and train/val split.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sum, err := prepare.Run(cmd.Context(), cfg, logger(), os.Stderr)
+			if merge {
+				sum, err := prepare.Merge(cmd.Context(), cfg.Out, logger())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "merged %s\n", sum.Out)
+				sum.WriteText(cmd.OutOrStdout())
+				return nil
+			}
+			comm, err := dist.Init()
 			if err != nil {
 				return err
+			}
+			defer comm.Close()
+			log, progressTo := logger(), io.Writer(os.Stderr)
+			if comm.Size() > 1 {
+				log = rankLogger(comm.Rank())
+				if comm.Rank() != 0 {
+					progressTo = io.Discard
+				}
+			}
+			sum, err := prepare.RunRanks(cmd.Context(), cfg, comm, log, progressTo)
+			if err != nil {
+				return err
+			}
+			if comm.Rank() != 0 {
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "prepared %s\n", sum.Out)
 			sum.WriteText(cmd.OutOrStdout())
@@ -58,6 +90,8 @@ Sources:
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "decode and resize goroutines")
 	f.Float64Var(&cfg.ValFraction, "val-fraction", cfg.ValFraction, "share of images in the val split (chosen by key hash)")
 	f.IntVar(&cfg.ValCount, "val-count", 0, "exactly this many images in the val split (chosen by key hash; overrides --val-fraction)")
+	f.StringVar(&cfg.Part, "part", "", "prepare only part I of N (I/N, I from 0) into OUT/parts, for --merge")
+	f.BoolVar(&merge, "merge", false, "write the manifest of --out from its parts (OUT/parts/part-*-of-N) and exit")
 	f.Int64Var(&cfg.Seed, "seed", 0, "seed of the synthetic scenes and of the train/val split")
 	f.BoolVar(&cfg.Strict, "strict", false, "stop at the first bad record, naming its file and row")
 	f.Int64Var(&cfg.MaxPixels, "max-pixels", cfg.MaxPixels, "reject images whose header declares more pixels")

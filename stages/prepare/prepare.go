@@ -43,6 +43,7 @@ type Config struct {
 	ValCount    int     // exactly this many images in val instead (the smallest key hashes); 0: use ValFraction
 	Seed        int64   // seeds the synthetic scenes and the train/val split
 	Strict      bool    // stop at the first rejected record instead of skipping it
+	Part        string  // "i/n": prepare only part i (from 0) of n into Out/parts (parts.go); "": all
 	MaxPixels   int64   // images whose header declares more pixels are rejected
 
 	RowGroupRows int   // rows per Parquet row group
@@ -55,6 +56,8 @@ type Config struct {
 	IDXLabels string
 	Classes   []string // --source idx: class names of labels 0, 1, ... (default "0", "1", ...)
 	Input     string   // --source parquet: a glob of foreign Parquet files
+
+	part, parts int // Part, parsed by validate: this run keeps the images of part `part` of `parts`
 }
 
 // Summary is what `prepare` did.
@@ -111,6 +114,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 	start := time.Now()
 	if err := cfg.validate(); err != nil {
 		return Summary{}, err
+	}
+	if cfg.parts > 1 {
+		cfg.Out = PartDir(cfg.Out, cfg.part, cfg.parts)
 	}
 	if log == nil {
 		log = slog.Default()
@@ -170,24 +176,37 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 
 	p := pipeline.New(ctx)
 	items := pipeline.Source(p, "scan", func(ctx context.Context, emit func(ingest.Item) error) error {
-		return src.Scan(ctx, emit, rejects.add)
+		if cfg.parts <= 1 {
+			return src.Scan(ctx, emit, rejects.add)
+		}
+		return src.Scan(ctx, func(it ingest.Item) error {
+			if !cfg.inPart(it.Key) {
+				bar.Add(1, "")
+				return nil
+			}
+			return emit(it)
+		}, func(r ingest.Reject) error {
+			if !cfg.ownsReject(r) {
+				return nil
+			}
+			return rejects.add(r)
+		})
 	})
 	encoded := pipeline.Map(p, "decode+resize", items, pipeline.Options{Workers: cfg.Workers, Buffer: 2 * cfg.Workers},
 		func(ctx context.Context, it ingest.Item) (encodedItem, error) {
 			rec, rej := encodeItem(it, resizer, limits, cfg.Quality)
 			return encodedItem{item: it, rec: rec, reject: rej}, nil
 		})
-	seen := make(map[string]struct{})
+	seen := newKeySet()
 	pipeline.Sink(p, "write", encoded, func(ctx context.Context, e encodedItem) error {
 		bar.Add(1, "")
 		if e.reject != nil {
 			return rejects.add(*e.reject)
 		}
-		if _, dup := seen[e.rec.Key]; dup {
+		if !seen.add(e.rec.Key) {
 			return rejects.add(ingest.Reject{Origin: e.item.Origin, Key: e.rec.Key, Reason: ReasonDuplicateKey,
 				Detail: "an earlier record has the same key; the first one is kept"})
 		}
-		seen[e.rec.Key] = struct{}{}
 		return out.write(cfg.splitOf(e.item), e.rec)
 	})
 	if err := p.Wait(); err != nil {
@@ -210,7 +229,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 		Splits:        splits,
 		ClassNames:    src.Classes(),
 		Rejects:       rejects.counts(),
-		Extra:         sourceExtra(src),
+		Extra:         cfg.withPartInfo(sourceExtra(src)),
 	}
 	if err := rejects.close(); err != nil {
 		return Summary{}, err
@@ -236,6 +255,10 @@ func (cfg *Config) validate() error {
 	}
 	if _, err := imageproc.ParseResizeMode(cfg.ResizeMode); err != nil {
 		return fmt.Errorf("prepare: --resize-mode: %w", err)
+	}
+	var err error
+	if cfg.part, cfg.parts, err = ParsePart(cfg.Part); err != nil {
+		return err
 	}
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
