@@ -17,7 +17,7 @@ func newPretrainCmd() *cobra.Command {
 		recipe, out, resume, sampleLog, initPath string
 		sets                                     []string
 		stopAt                                   int64
-		allowChanges, quickGELU                  bool
+		allowChanges, quickGELU, printConfig     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pretrain --config RECIPE --out RUN_DIR [--set key=value ...] [--init WEIGHTS] [--resume latest]",
@@ -25,7 +25,9 @@ func newPretrainCmd() *cobra.Command {
 		Long: `pretrain trains a CLIP model (vision and text transformers, learnable temperature) on the
 train split of a prepared dataset. RECIPE is a YAML file or a built-in recipe name (demo,
 flickr8k, flickr8k-siglip); --set overrides any key by its dotted name (model.vision.layers=6, train.steps=100,
-train.batch_size=32, data.train=DIR, ...). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
+train.batch_size=32, data.train=DIR, ...); --print-config shows the result, defaults included.
+The run's length is train.steps, or train.epochs (passes over the train split; the steps follow
+from its size and train.batch_size). Metrics go to RUN_DIR/metrics.jsonl; checkpoints
 (RUN_DIR/step-*.safetensors, optimiser state beside them) every train.checkpoint_every steps,
 at the end and on SIGINT/SIGTERM/SIGUSR1. --resume latest continues a run exactly where it stopped,
 with the run's own recipe (RUN_DIR/config.yaml) unless --config is given; a recipe that changes
@@ -76,6 +78,14 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 			if err != nil {
 				return err
 			}
+			if printConfig {
+				raw, err := cfg.RecipeYAML()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "# clipgo pretrain --print-config: the recipe %s with every default filled in and --set applied;\n# a recipe file as it is (--config FILE)\n%s", recipe, raw)
+				return nil
+			}
 			comm, err := dist.Init()
 			if err != nil {
 				return err
@@ -108,7 +118,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 			}
 			w := cmd.OutOrStdout()
 			if sum.AlreadyDone {
-				fmt.Fprintf(w, "%s already reached train.steps %d (checkpoint %s): nothing to train; raise train.steps (--set train.steps=N) to continue it\n",
+				fmt.Fprintf(w, "%s already reached train.steps %d (checkpoint %s): nothing to train; raise train.steps or train.epochs (--set train.steps=N) to continue it\n",
 					sum.RunDir, sum.Steps, sum.Checkpoint)
 				return nil
 			}
@@ -124,7 +134,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 					v.Loss, v.ImageTop, v.TextTop, v.Batches)
 			}
 			if sum.Stopped {
-				fmt.Fprintf(w, "stopped at step %d of %d (--stop-at); continue with --resume latest\n", sum.Steps, cfg.Train.Steps)
+				fmt.Fprintf(w, "stopped at step %d of %d (--stop-at); continue with --resume latest\n", sum.Steps, sum.Length.Steps)
 			}
 			if sum.SkippedSteps > 0 {
 				fmt.Fprintf(w, "skipped %d non-finite steps\n", sum.SkippedSteps)
@@ -141,6 +151,7 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 	f.BoolVar(&allowChanges, "allow-changes", false, "let a resume change recipe keys that make it differ from a run that never stopped (batch, data, seed, optimisation); recorded in RUN_DIR/config-history.jsonl")
 	f.StringVar(&initPath, "init", "", "start a new run from pretrained weights: a clipgo checkpoint or run, an open_clip/OpenAI state dict, or a Hugging Face CLIPModel directory; the model comes from them (the recipe's model_preset and model section are not used; --set model.* may set what keeps their shapes)")
 	f.BoolVar(&quickGELU, "quick-gelu", false, "the model uses QuickGELU (OpenAI's models; a bare state dict does not record it): model.quick_gelu=true")
+	f.BoolVar(&printConfig, "print-config", false, "print the resolved recipe (defaults filled in, --set applied) as YAML that --config reads back, and exit without training")
 	f.StringVar(&sampleLog, "sample-log", "", "append one JSON line per training sample consumed (step, epoch, key) to this file: an audit of what the model saw")
 	return cmd
 }

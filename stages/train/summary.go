@@ -36,6 +36,7 @@ func (t *trainer) resolveLength() (Config, error) {
 		return cfg, err
 	}
 	cfg.Train.Steps = t.length.Steps
+	t.sum.Length = t.length
 	return cfg, nil
 }
 

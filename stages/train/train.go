@@ -70,6 +70,9 @@ type Summary struct {
 	AlreadyDone   bool    // resumed a run that had reached train.steps: nothing to train
 	// Memory is the start-up estimate of this process's memory.
 	Memory fusion.Memory
+	// Length is the run's length in steps and how it follows from the recipe (train.epochs)
+	// and the training split.
+	Length Length
 	// LastValidation is the model's last score on the validation split: the contrastive loss
 	// and the in-batch retrieval accuracy (top-1, both directions), averaged over full batches.
 	LastValidation *runlog.Val
