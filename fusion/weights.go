@@ -125,7 +125,7 @@ func ReadWeights(path string, quickGELU bool) (Config, []*nn.Param, error) {
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
-		return fail(fmt.Errorf("%d tensors do not match a %s model: %s", len(problems), describe(cfg), strings.Join(problems, "; ")))
+		return fail(fmt.Errorf("%d tensors do not match a %s model: %s", len(problems), Describe(cfg), strings.Join(problems, "; ")))
 	}
 	for _, p := range params {
 		if err := src[p.Name].read(p.Value); err != nil {
@@ -191,8 +191,9 @@ func readTensor(f *safetensors.File, name string, dst []float32) error {
 	return nil
 }
 
-// describe names a model's layout for errors: "ViT-32/224 w768 L12" or "RN[3 4 6 3] w64 224px".
-func describe(cfg Config) string {
+// Describe names a model's image-tower layout for errors and summaries: "ViT-32/224 w768 L12"
+// or "RN[3 4 6 3] w64 224px".
+func Describe(cfg Config) string {
 	v := cfg.Vision
 	if v.Type == vision.TypeResNet {
 		return fmt.Sprintf("RN%v w%d %dpx", [4]int(v.StageLayers), v.Width, v.ImageSize)

@@ -130,3 +130,51 @@ func F16ToFloat32(h uint16) float32 {
 		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 	}
 }
+
+// Float32ToF16 rounds f to IEEE 754 half precision, to nearest with ties to even, as torch's
+// Tensor.half() does: too large gives ±Inf, too small ±0 or a subnormal, NaN the quiet NaN
+// 0x7E00 with f's sign.
+func Float32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15 // the half's biased exponent
+	switch {
+	case e >= 0x1f:
+		return sign | 0x7c00
+	case e < -10: // below half the smallest subnormal
+		return sign
+	case e <= 0: // a subnormal half: the 24-bit significand shifted into 10 bits
+		m := mant | 0x800000
+		shift := uint32(14 - e)
+		h := m >> shift
+		rem, half := m&(1<<shift-1), uint32(1)<<(shift-1)
+		if rem > half || rem == half && h&1 == 1 {
+			h++ // may carry into the smallest normal, whose bits follow on
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(e)<<10 | mant>>13
+	if rem := mant & 0x1fff; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
+		h++ // may carry into the exponent, up to Inf
+	}
+	return sign | uint16(h)
+}
+
+// Float32ToBF16 rounds f to bfloat16, to nearest with ties to even, as torch's
+// Tensor.bfloat16() does (NaN becomes 0x7FC0).
+func Float32ToBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return 0x7fc0
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}

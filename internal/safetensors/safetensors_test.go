@@ -420,3 +420,49 @@ func TestReadCountLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestHalfConversions: every half and bfloat16 value goes through float32 and back unchanged,
+// and values between two halves round to the nearer one, ties to the even one.
+func TestHalfConversions(t *testing.T) {
+	for h := range 1 << 16 {
+		f := F16ToFloat32(uint16(h))
+		if f != f {
+			continue // NaN: payloads are not kept
+		}
+		if got := Float32ToF16(f); got != uint16(h) {
+			t.Fatalf("F16 %#04x -> %g -> %#04x", h, f, got)
+		}
+		bf := math.Float32frombits(uint32(h) << 16)
+		if bf != bf {
+			continue
+		}
+		if got := Float32ToBF16(bf); got != uint16(h) {
+			t.Fatalf("BF16 %#04x -> %g -> %#04x", h, bf, got)
+		}
+	}
+	for _, c := range []struct {
+		f    float32
+		want uint16
+	}{
+		{1 + 1.0/2048, 0x3c00},                                 // halfway between 1 and its successor: to even 1
+		{1 + 3.0/2048, 0x3c02},                                 // halfway, odd below: up
+		{1 + 1.0/2048 + 1.0/65536, 0x3c01},                     // past halfway
+		{65520, 0x7c00},                                        // rounds past the largest half: Inf
+		{65519, 0x7bff},                                        // stays the largest
+		{float32(math.Ldexp(1, -25)), 0x0000},                  // half the smallest subnormal: to even 0
+		{float32(math.Ldexp(1.5, -25)), 0x0001},                // past it
+		{float32(math.Ldexp(1, -14) * (1 - 1.0/4096)), 0x0400}, // carries into the smallest normal
+		{float32(math.Inf(-1)), 0xfc00},
+		{float32(math.NaN()), 0x7e00},
+	} {
+		if got := Float32ToF16(c.f); got != c.want {
+			t.Errorf("Float32ToF16(%g) = %#04x, want %#04x", c.f, got, c.want)
+		}
+	}
+	if got := Float32ToBF16(math.Float32frombits(0x3f808000)); got != 0x3f80 { // tie, even below
+		t.Errorf("BF16 tie: %#04x", got)
+	}
+	if got := Float32ToBF16(math.Float32frombits(0x3f818000)); got != 0x3f82 { // tie, odd below
+		t.Errorf("BF16 tie up: %#04x", got)
+	}
+}
