@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/clipgo/clipgo/internal/config"
 	"github.com/clipgo/clipgo/internal/fileinput"
 )
 
@@ -52,7 +53,17 @@ func applyConfigFile(flags *pflag.FlagSet, path string) error {
 	for _, k := range keys {
 		f := flags.Lookup(k)
 		if f == nil || k == "config" {
-			return fmt.Errorf("config %s: unknown key %q (keys are this command's flag names: see --help)", path, k)
+			var names []string
+			flags.VisitAll(func(f *pflag.Flag) {
+				if f.Name != "config" && f.Name != "help" {
+					names = append(names, f.Name)
+				}
+			})
+			hint := ""
+			if s := config.Suggest(k, names); s != "" {
+				hint = fmt.Sprintf("did you mean %q? ", s)
+			}
+			return fmt.Errorf("config %s: unknown key %q (%sthe keys are this command's flag names: %s)", path, k, hint, strings.Join(names, ", "))
 		}
 		if f.Changed {
 			continue // the command line wins

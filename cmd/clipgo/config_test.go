@@ -49,7 +49,8 @@ func TestConfigFileSetsFlagsAndCommandLineWins(t *testing.T) {
 
 func TestConfigFileErrors(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
-		{"unknown key", "nn: 3\n", `unknown key "nn"`},
+		{"unknown key", "nn: 3\n", `unknown key "nn" (did you mean "n"? the keys are this command's flag names: list, n, source)`},
+		{"a fraction for an integer", "n: 3.5\n", `key "n"`},
 		{"wrong type", "n: three\n", `key "n"`},
 		{"nested", "n:\n  a: 1\n", "nested"},
 		{"empty value", "n:\n", "no value"},
