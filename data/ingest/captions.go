@@ -31,11 +31,16 @@ const (
 )
 
 // Column names tried, in order, when CaptionsOptions leaves a column unnamed: open_clip's
-// CsvDataset defaults first, then the plain names.
+// CsvDataset defaults first, then the plain names, then Hugging Face imagefolder's
+// metadata.jsonl/metadata.csv ("file_name", "text").
 var (
-	defaultImageColumns   = []string{"filepath", "image"}
-	defaultCaptionColumns = []string{"title", "caption"}
+	defaultImageColumns   = []string{"filepath", "image", "file_name"}
+	defaultCaptionColumns = []string{"title", "caption", "text"}
 )
+
+// MetadataNames are the captions files of a Hugging Face imagefolder, looked for in this
+// order when CaptionsOptions.File is a directory.
+var MetadataNames = []string{"metadata.jsonl", "metadata.csv"}
 
 // CaptionsOptions describes a captions file and the images it refers to.
 type CaptionsOptions struct {
@@ -43,8 +48,8 @@ type CaptionsOptions struct {
 	Images string // the images root that paths in File are relative to; default File's directory
 	Format string // FormatAuto (""), FormatToken, FormatCSV, FormatTSV or FormatJSONL
 	// ImageColumn and CaptionColumn name the fields (CSV/TSV header, JSONL keys) holding the
-	// image path and the caption; empty means "filepath" else "image", and "title" else
-	// "caption". A JSONL caption may also be a list of strings.
+	// image path and the caption; empty means "filepath" else "image" else "file_name", and
+	// "title" else "caption" else "text". A JSONL caption may also be a list of strings.
 	ImageColumn, CaptionColumn string
 	Limits                     Limits
 	// Stdin is the stream read when File is "-" or "/dev/stdin"; nil means os.Stdin.
@@ -83,9 +88,10 @@ const streamBufferSize = DefaultMaxLineBytes + 4<<10
 // held in memory, bounded by Limits.MaxRecords × Limits.MaxLineBytes.
 //
 // File "-" or "/dev/stdin" reads standard input (opts.Stdin), once: the format is detected
-// from a buffered prefix that Scan then reads on from, and Images must be given. Any other
-// File must be a regular file: a named pipe, device or directory is refused here, by name,
-// rather than blocking on it.
+// from a buffered prefix that Scan then reads on from, and Images must be given. File may be
+// a Hugging Face imagefolder directory: its metadata.jsonl (else metadata.csv) is read, with
+// paths ("file_name") relative to that directory. Any other File must be a regular file: a
+// named pipe or device is refused here, by name, rather than blocking on it.
 func Captions(opts CaptionsOptions) (*CaptionsSource, error) {
 	return CaptionsContext(context.Background(), opts)
 }
@@ -95,6 +101,12 @@ func Captions(opts CaptionsOptions) (*CaptionsSource, error) {
 func CaptionsContext(ctx context.Context, opts CaptionsOptions) (*CaptionsSource, error) {
 	opts.Limits = opts.Limits.withDefaults()
 	stdin := fileinput.IsStdin(opts.File)
+	if !stdin {
+		var err error
+		if opts.File, err = metadataFile(opts.File); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Images == "" {
 		if stdin {
 			return nil, errors.New("captions from standard input: the images root must be given; it cannot default to the captions file's directory")
@@ -138,6 +150,23 @@ func CaptionsContext(ctx context.Context, opts CaptionsOptions) (*CaptionsSource
 		}
 	}
 	return s, nil
+}
+
+// metadataFile returns the captions file of a Hugging Face imagefolder directory, or file
+// itself when it is not a directory.
+func metadataFile(file string) (string, error) {
+	st, err := os.Stat(file)
+	if err != nil || !st.IsDir() {
+		return file, nil // opening it reports what is wrong
+	}
+	for _, name := range MetadataNames {
+		p := filepath.Join(file, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("captions: %w, and holds no %s of a Hugging Face imagefolder; name the captions file",
+		&fileinput.NotRegularError{Path: file, Mode: st.Mode().Type()}, strings.Join(MetadataNames, " or "))
 }
 
 // Name returns "captions:<file> (<format>)".

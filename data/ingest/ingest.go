@@ -1,7 +1,8 @@
 // Package ingest reads the raw material of a data set — a captions file beside a folder of
-// images, a folder of images per class, MNIST-style IDX files, or the built-in synthetic
-// scenes — and hands it to `prepare` as Items, one per image, with every caption of that image
-// grouped under one key.
+// images (a Hugging Face imagefolder among them), a folder of images per class, MNIST-style
+// IDX files, foreign Parquet, webdataset tar shards, a list of image URLs to download, or the
+// built-in synthetic scenes — and hands it to `prepare` as Items, one per image, with every
+// caption of that image grouped under one key.
 //
 // A source rejects only what it can judge without decoding an image (a path that escapes the
 // images root, a missing file, an empty caption, a malformed line, ...), reporting each as a
