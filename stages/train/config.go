@@ -53,6 +53,15 @@ type DataConfig struct {
 	// the number of ranks for any that divides it: a run resumes, or is reproduced, on 1, 2 or 4
 	// ranks with streams 4 and sees the same data.
 	Streams int `yaml:"streams"`
+	// Augmentation and multi-positive switches (see augment.go): the crop's least area
+	// fraction, the jitter's probability, hue and grayscale, caption word dropout, and the
+	// captions of each image in a batch.
+	CropScale        float64 `yaml:"crop_scale,omitempty"`
+	JitterProb       float64 `yaml:"jitter_prob,omitempty"`
+	Hue              float64 `yaml:"hue,omitempty"`
+	GrayProb         float64 `yaml:"gray_prob,omitempty"`
+	WordDropout      float64 `yaml:"word_dropout,omitempty"`
+	CaptionsPerImage int     `yaml:"captions_per_image,omitempty"`
 }
 
 // LoopConfig is the training loop: its length, batch and optimisation (as open_clip and the
@@ -82,6 +91,9 @@ type LoopConfig struct {
 	CheckpointEvery int64   `yaml:"checkpoint_every"`
 	KeepCheckpoints int     `yaml:"keep_checkpoints"` // newest N kept (0: all)
 	MaxBadSteps     int     `yaml:"max_bad_steps"`    // non-finite steps in a row before the run stops
+	// EarlyStop keeps the best validation's model and ends the run when validation stops
+	// improving (see early.go); off unless set.
+	EarlyStop EarlyStopConfig `yaml:"early_stop,omitempty"`
 }
 
 // DefaultConfig returns the defaults a recipe starts from: the reference's optimiser
@@ -257,7 +269,10 @@ func (c Config) Validate() error {
 	case t.Steps == 0 && t.Epochs == 0:
 		return errors.New("the run's length is missing: give train.steps (optimiser steps) or train.epochs (passes over the training split)")
 	}
-	return nil
+	if err := c.validateAugment(); err != nil {
+		return err
+	}
+	return t.EarlyStop.validate(c.Data.Val != "")
 }
 
 // Length is how a run's length in steps follows from its recipe and its training split.
@@ -276,7 +291,7 @@ type Length struct {
 func (c Config) RunLength(pairs int64) (Length, error) {
 	t := c.Train
 	l := Length{Steps: t.Steps, SplitPairs: pairs, PairsPerStep: int64(t.BatchSize) * int64(max(t.AccumSteps, 1))}
-	batches := pairs / int64(max(t.BatchSize, 1))
+	batches := pairs / int64(max(t.BatchSize/max(c.Data.CaptionsPerImage, 1), 1)) // a batch's images
 	l.StepsPerEpoch = float64(batches) / float64(max(t.AccumSteps, 1))
 	if t.Epochs > 0 {
 		if batches > 0 && t.Epochs > math.MaxInt64/batches {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
@@ -92,13 +91,12 @@ func (t *trainer) openStreams(files []string, pos []checkpoint.StreamPos) error 
 	}
 	per := t.nStream / t.comm.Size()
 	share := cfg.Train.BatchSize / t.nStream
-	j := cfg.Data.Jitter
 	for k := range per {
 		id := t.comm.Rank()*per + k
 		l, err := loader.New(loader.Config{Files: files, Mode: loader.Train, BatchSize: share,
 			ImageSize: cfg.Model.Vision.ImageSize, ContextLen: cfg.Model.Text.ContextLength, Tokenize: t.tok.TokenizeInto,
 			Seed: uint64(cfg.Train.Seed), Rank: id, World: t.nStream, DecodeWorkers: cfg.Data.Workers,
-			Augment: imageproc.Augment{Flip: cfg.Data.Flip, Jitter: imageproc.Jitter{Prob: boolProb(j > 0), Brightness: j, Contrast: j, Saturation: j}}})
+			Augment: cfg.Data.augment(), CaptionsPerImage: cfg.Data.CaptionsPerImage, WordDropout: cfg.Data.WordDropout})
 		if err != nil {
 			return err
 		}
@@ -113,9 +111,11 @@ func (t *trainer) openStreams(files []string, pos []checkpoint.StreamPos) error 
 }
 
 // nextInput returns this rank's next micro-batch: its streams' batches side by side, and the
-// function that hands their buffers back once the step has used them.
+// function that hands their buffers back once the step has used them. With several captions
+// per image it gives the model the rows' image identities.
 func (t *trainer) nextInput() (images []float32, tokens []int32, release func(), err error) {
 	var imgAt, tokAt int
+	t.keys = t.keys[:0]
 	for _, s := range t.streams {
 		b, err := s.next(t.dataCtx)
 		if err != nil {
@@ -127,6 +127,15 @@ func (t *trainer) nextInput() (images []float32, tokens []int32, release func(),
 		if t.samples != nil {
 			for _, k := range b.Keys {
 				t.seen = append(t.seen, seenSample{epoch: b.Epoch, key: k})
+			}
+		}
+		if t.cfg.Data.CaptionsPerImage > 1 {
+			t.keys = append(t.keys, b.Keys...)
+			if len(t.keys) == t.model.Batch() {
+				if err := t.model.SetImageIDs(imageIDs(t.keys, b.Size)); err != nil {
+					b.Release()
+					return nil, nil, nil, err
+				}
 			}
 		}
 		if len(t.streams) == 1 {
@@ -176,6 +185,9 @@ func (t *trainer) validate(ctx context.Context) (runlog.Val, error) {
 	world, rank := t.comm.Size(), t.comm.Rank()
 	B := cfg.Train.BatchSize
 	b := B / world
+	if err := t.model.SetImageIDs(nil); err != nil { // validation's rows are distinct images
+		return runlog.Val{}, err
+	}
 	l, err := loader.New(loader.Config{Files: t.valFiles, Mode: loader.Eval, BatchSize: B, ImageSize: cfg.Model.Vision.ImageSize,
 		ContextLen: cfg.Model.Text.ContextLength, Tokenize: t.tok.TokenizeInto, Seed: uint64(cfg.Train.Seed), DecodeWorkers: cfg.Data.Workers})
 	if err != nil {
@@ -219,6 +231,11 @@ func (t *trainer) validate(ctx context.Context) (runlog.Val, error) {
 	v.Loss = float64(sums[0]) / (n * float64(world))
 	v.ImageTop = float64(sums[1]) / (n * float64(B))
 	v.TextTop = float64(sums[2]) / (n * float64(B))
+	if v.Recall, err = t.valRecall(ctx); err != nil {
+		return v, err
+	}
+	mean := recallMean(v.Recall)
+	v.RecallMean = &mean
 	return v, nil
 }
 

@@ -53,6 +53,7 @@ func ResumeRecipe(runDir, resume string) (path string, ok bool, err error) {
 // The model (model.*) cannot change at all: the checkpoint holds its weights.
 var exactKeys = []string{
 	"data.train", "data.train_split", "data.streams", "data.flip", "data.jitter",
+	"data.crop_scale", "data.jitter_prob", "data.hue", "data.gray_prob", "data.word_dropout", "data.captions_per_image",
 	"train.batch_size", "train.accum_steps", "train.seed",
 	"train.lr", "train.warmup", "train.weight_decay", "train.beta1", "train.beta2", "train.eps", "train.grad_clip",
 }

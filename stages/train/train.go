@@ -68,6 +68,8 @@ type Summary struct {
 	SkippedSteps  int     // steps skipped for a non-finite loss or gradient
 	Stopped       bool    // ended at StopAt before train.steps
 	AlreadyDone   bool    // resumed a run that had reached train.steps: nothing to train
+	EarlyStopped  bool    // ended by train.early_stop (patience ran out), now or before a resume
+	Best          string  // train.early_stop: RUN/best.safetensors, when this invocation wrote it
 	// Memory is the start-up estimate of this process's memory.
 	Memory fusion.Memory
 	// Length is the run's length in steps and how it follows from the recipe (train.epochs)
@@ -100,6 +102,12 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 	bar.Resumed(t.step) // a resume's rate and ETA are of this process's steps
 	defer bar.Finish()
 
+	if done, err := t.startEarlyStop(); err != nil {
+		return t.sum, err
+	} else if done {
+		t.sum.EarlyStopped, t.sum.AlreadyDone, t.sum.Steps = true, true, t.step
+		return t.sum, nil
+	}
 	if t.redoVal {
 		// A signal stopped the run during the validation of its checkpoint's step: do it now.
 		if err := t.validateAt(t.step); err != nil {
@@ -196,13 +204,18 @@ func Run(ctx context.Context, opts Options, log *slog.Logger, progressTo io.Writ
 			}
 		}
 		stopAt := opts.StopAt > 0 && step+1 >= opts.StopAt && !last
-		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stopAt {
+		early := t.earlyDone && !last
+		if (step+1)%cfg.Train.CheckpointEvery == 0 || last || stopAt || early {
 			if err := t.save(step + 1); err != nil {
 				return t.sum, err
 			}
 		}
 		if stopAt {
 			t.sum.Stopped = true
+			break
+		}
+		if early {
+			t.sum.EarlyStopped = true
 			break
 		}
 		if stop && !last {
@@ -227,8 +240,11 @@ func (t *trainer) validateAt(step int64) error {
 		return fmt.Errorf("step %d: validation: %w", step, err)
 	}
 	v.Step = step
+	if err := t.judge(&v); err != nil {
+		return fmt.Errorf("step %d: %w", step, err)
+	}
 	t.sum.LastValidation = &v
-	t.log.Info("validation", "step", step, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop)
+	t.log.Info("validation", "step", step, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop, "recall_mean", v.RecallMean, "best", v.Best)
 	if t.lead {
 		return t.metrics.WriteVal(v)
 	}
@@ -272,6 +288,10 @@ type trainer struct {
 	nStream int       // streams of the whole job
 	images  []float32 // this rank's batch, when it has several streams to put side by side
 	tokens  []int32
+	keys    []string // its rows' keys (data.captions_per_image > 1)
+
+	early     *earlyStop // train.early_stop's state (nil: off)
+	earlyDone bool       // patience ran out at the latest validation
 }
 
 // newTrainer checks the config and the data, builds the model, optimiser and input pipeline,
@@ -510,6 +530,7 @@ func (t *trainer) forwardBackward(ctx context.Context) (loss float32, stop bool,
 		if err != nil {
 			return 0, false, err
 		}
+		t.model.SetStepSeed(uint64(t.step)*uint64(k) + uint64(micro)) // patch dropout draws as the step's own
 		loss, err := t.model.Step(images, tokens)
 		release()
 		if err != nil {
