@@ -615,6 +615,9 @@ func describeRun(runDir, config string, notes *[]string) []fact {
 		}
 		s = append(s, fact{"checkpoints", v})
 	}
+	if st, err := os.Stat(filepath.Join(abs, runlog.BestName)); err == nil && st.Mode().IsRegular() {
+		s = append(s, fact{"best model", filepath.Join(abs, runlog.BestName) + " (train.early_stop: the best validation's weights; its records are marked best in metrics.jsonl)"})
+	}
 	if config == "" {
 		return s
 	}

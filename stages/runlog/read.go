@@ -21,6 +21,9 @@ const (
 	ConfigName  = "config.yaml"   // the resolved config of the run (as of its latest invocation)
 	// HistoryName is the log of changes to the config made when resuming: one Change per line.
 	HistoryName = "config-history.jsonl"
+	// BestName is the model of the run's best validation (train.early_stop), replaced on
+	// each improvement: a state dict with the model config, as a checkpoint's model file.
+	BestName = "best.safetensors"
 )
 
 // Limits on what Read takes: a run directory is outside input.

@@ -19,7 +19,7 @@ import (
 // BestName is the model file of a run's best validation (train.early_stop): the weights as a
 // state dict with the model config in its metadata, which zeroshot, retrieval and embed read
 // as they read a checkpoint.
-const BestName = "best.safetensors"
+const BestName = runlog.BestName
 
 // Metadata of best.safetensors beside the model config.
 const (
