@@ -72,6 +72,9 @@ bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEE
 	  $(PYTHON) scripts/bench_peer.py --clipgo $(BIN) --peers $(SHARED)/peers --python $(PYTHON) \
 	    $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
 
+ann-bench: deps ## the IVF index at scale: 1M clustered vectors of dim 512 (ANN_N, ANN_DIM, ANN_NPROBE): build time, memory, latency p50/p99, recall@10 against the exact scan (minutes, ~5 GB)
+	$(GO) test -tags annbench -run '^TestANNScale$$' -v -count 1 -timeout 60m ./stages/index/
+
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \

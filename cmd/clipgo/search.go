@@ -24,7 +24,11 @@ A text query is tokenized with the CLIP tokenizer at the model's context length;
 is truncated, keeping the end-of-text token last (the rest of the text is ignored).
 
 It prints one line per result, best first: rank key score caption. With --html it also
-writes one self-contained page with the results' images (from the index), scores and captions.`,
+writes one self-contained page with the results' images (from the index), scores and captions.
+
+When clipgo embed --index ivf built INDEX.parquet.ivf, search probes its --nprobe nearest lists
+instead of scanning every row (approximate: a true neighbour in an unprobed list is missed);
+--exact scans every row. Scores are the same cosine similarities either way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt.Log = logger()
@@ -41,6 +45,8 @@ writes one self-contained page with the results' images (from the index), scores
 	f.StringVar(&opt.Over, "over", "", "rank against images or captions (default: images for --query, captions for --image)")
 	f.IntVarP(&opt.K, "k", "k", 8, "results to show")
 	f.StringVar(&opt.HTML, "html", "", "also write the results as a self-contained HTML page here")
+	f.BoolVar(&opt.Exact, "exact", false, "scan every row even when an IVF index (INDEX.parquet.ivf) lies beside the index")
+	f.IntVar(&opt.NProbe, "nprobe", index.DefaultNProbe, "IVF lists to probe (more: slower, closer to the exact ranking)")
 	f.BoolVar(&opt.Force, "force", false, "search an index made with another checkpoint (its recorded SHA-256 differs); results are meaningless unless the weights are the same")
 	return cmd
 }

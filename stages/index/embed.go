@@ -4,6 +4,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/data/ingest"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/atomicfile"
@@ -80,6 +82,10 @@ type EmbedOptions struct {
 	QuickGELU  bool   // the weights use OpenAI's QuickGELU (a bare state dict does not say)
 	Workers    int    // image decode goroutines (default GOMAXPROCS)
 	NoImages   bool   // leave the jpg column out (a smaller index; search then shows no images)
+	// Index is what is built beside the Parquet file: IndexExact (the default: nothing) or
+	// IndexIVF (an IVF file, IVFPath(Out), configured by IVF).
+	Index string
+	IVF   IVFOptions
 
 	Log      *slog.Logger // nil: no logs
 	Progress io.Writer    // where the progress bar is drawn; nil: none
@@ -93,6 +99,8 @@ type EmbedSummary struct {
 	Dim     int            // E
 	Bytes   int64          // size of the index file
 	Elapsed time.Duration
+	IVF     string        // the IVF file written, if any
+	IVFTime time.Duration // of Elapsed, the time spent building it
 }
 
 // Embed writes an embedding index of a prepared dataset: for every image its key, split,
@@ -105,8 +113,15 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 	if opt.Checkpoint == "" || opt.Data == "" || opt.Out == "" {
 		return EmbedSummary{}, errors.New("embed: --checkpoint, --data and --out are required")
 	}
+	if err := ingest.CheckPrepared(opt.Data); err != nil { // before the model loads: raw data fails fast
+		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
+	}
 	if opt.Batch <= 0 {
 		opt.Batch = 64
+	}
+	opt.Index = cmp.Or(opt.Index, IndexExact)
+	if !slices.Contains(IndexKinds, opt.Index) {
+		return EmbedSummary{}, fmt.Errorf("embed: --index %q: want one of %v", opt.Index, IndexKinds)
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
@@ -212,6 +227,15 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 	if sum.Bytes, err = w.commit(); err != nil {
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
 	}
+	if err := removeStaleIVF(opt.Out); err != nil {
+		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
+	}
+	if opt.Index == IndexIVF {
+		if sum.IVFTime, err = BuildIVFFile(ctx, opt.Out, opt.IVF, Limits{}, opt.Log, opt.Progress); err != nil {
+			return EmbedSummary{}, fmt.Errorf("embed: %w", err)
+		}
+		sum.IVF = IVFPath(opt.Out)
+	}
 	sum.Elapsed = time.Since(start)
 	opt.Log.Info("embed", "out", opt.Out, "rows", sum.Rows, "dim", sum.Dim, "bytes", sum.Bytes, "elapsed", sum.Elapsed.Round(time.Millisecond))
 	return sum, nil
@@ -223,6 +247,9 @@ func (s EmbedSummary) WriteText(w io.Writer) {
 		humanize.Bytes(s.Bytes), s.Elapsed.Round(time.Millisecond), float64(s.Rows)/s.Elapsed.Seconds())
 	for _, name := range slices.Sorted(maps.Keys(s.Splits)) {
 		fmt.Fprintf(w, "  %-9s %8d images\n", name, s.Splits[name])
+	}
+	if s.IVF != "" {
+		fmt.Fprintf(w, "IVF index %s built in %s\n", s.IVF, s.IVFTime.Round(time.Millisecond))
 	}
 }
 

@@ -41,6 +41,10 @@ type SearchOptions struct {
 	K          int    // results (default 8; at most the index's rows)
 	HTML       string // if set, write a self-contained result page here
 	Limits     Limits
+	// Exact scans every row even when an IVF file (IVFPath) lies beside the index; without
+	// it, such a file is probed instead, NProbe lists (default DefaultNProbe).
+	Exact  bool
+	NProbe int
 	// Force searches an index made with another checkpoint of the same architecture (its
 	// recorded SHA-256 differs from Checkpoint's): its neighbours are then meaningless
 	// unless the two files hold the same weights.
@@ -123,14 +127,28 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		return res, fmt.Errorf("search: %w", err)
 	}
 	res.Rows = ix.Rows()
-	scores := make([]float64, 0, res.Rows)
-	if err := ix.Scan(ctx, col, func(_ int, v []float32) error {
-		scores = append(scores, searchCosine(q, v))
-		return nil
-	}); err != nil {
-		return res, fmt.Errorf("search: %w", err)
+	var top []int
+	var scores map[int]float64 // row → cosine similarity, for the top rows
+	ann := false
+	if !opt.Exact {
+		if top, scores, ann, err = annSearch(ix, opt, col, q, min(opt.K, res.Rows)); err != nil {
+			return res, fmt.Errorf("search: %w", err)
+		}
 	}
-	top := searchTopK(scores, min(opt.K, len(scores)))
+	if !ann {
+		all := make([]float64, 0, res.Rows)
+		if err := ix.Scan(ctx, col, func(_ int, v []float32) error {
+			all = append(all, searchCosine(q, v))
+			return nil
+		}); err != nil {
+			return res, fmt.Errorf("search: %w", err)
+		}
+		top = searchTopK(all, min(opt.K, len(all)))
+		scores = make(map[int]float64, len(top))
+		for _, r := range top {
+			scores[r] = all[r]
+		}
+	}
 	rows, err := ix.Lookup(ctx, top)
 	if err != nil {
 		return res, fmt.Errorf("search: %w", err)
