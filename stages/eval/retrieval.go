@@ -13,9 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 
 	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/data/ingest"
 	"github.com/clipgo/clipgo/data/loader"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/internal/metrics"
@@ -80,6 +80,9 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (evalfile.Result, err
 		return evalfile.Result{}, errors.New("retrieval: --data is required")
 	}
 	split := cmp.Or(opts.Split, "val")
+	if err := ingest.CheckPrepared(opts.Data); err != nil { // before the model loads: raw data fails fast
+		return evalfile.Result{}, fmt.Errorf("retrieval: %w", err)
+	}
 	model, err := evalmodel.Open(opts.Checkpoint, opts.Batch, opts.QuickGELU)
 	if err != nil {
 		return evalfile.Result{}, fmt.Errorf("retrieval: %w", err)
@@ -289,19 +292,32 @@ type hit struct {
 }
 
 // topK returns the k rows of m [R,dim] with the largest dot product with q, best first
-// (lower row first on ties).
+// (lower row first on ties). It keeps a running top k, so memory is O(k), not O(R).
 func topK(q, m []float32, dim, k int) []hit {
 	rows := len(m) / dim
-	hits := make([]hit, rows)
+	k = min(k, rows)
+	if k <= 0 {
+		return nil
+	}
+	top := make([]hit, 0, k+1)
 	for r := range rows {
 		var s float64
 		for j, v := range m[r*dim : (r+1)*dim] {
 			s += float64(v) * float64(q[j])
 		}
-		hits[r] = hit{r, s}
+		if len(top) == k && !(s > top[k-1].score) {
+			continue
+		}
+		at := len(top) // after every equal score: the lower row stays first
+		for at > 0 && s > top[at-1].score {
+			at--
+		}
+		top = slices.Insert(top, at, hit{r, s})
+		if len(top) > k {
+			top = top[:k]
+		}
 	}
-	sort.SliceStable(hits, func(a, b int) bool { return hits[a].score > hits[b].score })
-	return hits[:min(k, rows)]
+	return top
 }
 
 // thumbnailURI returns a data:image/jpeg URI of an encoded image: its own bytes when they are
