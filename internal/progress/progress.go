@@ -76,6 +76,13 @@ func (b *Bar) SetTotal(total int64) {
 	}
 }
 
+// Total returns the total (-1: unknown).
+func (b *Bar) Total() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
+
 // Add records n more units done; detail, when not empty, is shown beside the bar.
 func (b *Bar) Add(n int64, detail string) {
 	b.mu.Lock()

@@ -170,6 +170,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 	}
 	bar := progress.New(progressTo, log, "prepare", total)
 	defer bar.Finish()
+	defer countTotal(ctx, cfg, src, bar)() // a listing source's total, for an ETA
 
 	out := newSplitWriters(cfg)
 	defer out.abort()
