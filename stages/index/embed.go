@@ -29,7 +29,6 @@ import (
 
 	"github.com/clipgo/clipgo/data/imageproc"
 	"github.com/clipgo/clipgo/data/ingest"
-	"github.com/clipgo/clipgo/data/ingest"
 	"github.com/clipgo/clipgo/data/shard"
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/internal/atomicfile"
@@ -113,9 +112,6 @@ func Embed(ctx context.Context, opt EmbedOptions) (EmbedSummary, error) {
 	start := time.Now()
 	if opt.Checkpoint == "" || opt.Data == "" || opt.Out == "" {
 		return EmbedSummary{}, errors.New("embed: --checkpoint, --data and --out are required")
-	}
-	if err := ingest.CheckPrepared(opt.Data); err != nil { // before the model loads: raw data fails fast
-		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
 	}
 	if err := ingest.CheckPrepared(opt.Data); err != nil { // before the model loads: raw data fails fast
 		return EmbedSummary{}, fmt.Errorf("embed: %w", err)
