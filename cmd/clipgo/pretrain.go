@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -117,6 +118,11 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 				return nil
 			}
 			w := cmd.OutOrStdout()
+			if sum.AlreadyDone && sum.EarlyStopped {
+				fmt.Fprintf(w, "%s already ended early at step %d (train.early_stop: patience ran out); its best model is %s\n",
+					sum.RunDir, sum.Steps, filepath.Join(sum.RunDir, train.BestName))
+				return nil
+			}
 			if sum.AlreadyDone {
 				fmt.Fprintf(w, "%s already reached train.steps %d (checkpoint %s): nothing to train; raise train.steps or train.epochs (--set train.steps=N) to continue it\n",
 					sum.RunDir, sum.Steps, sum.Checkpoint)
@@ -135,6 +141,10 @@ ranks; train.batch_size is the global batch, each rank takes its share (README: 
 			}
 			if sum.Stopped {
 				fmt.Fprintf(w, "stopped at step %d of %d (--stop-at); continue with --resume latest\n", sum.Steps, sum.Length.Steps)
+			}
+			if sum.EarlyStopped {
+				fmt.Fprintf(w, "stopped early at step %d of %d (train.early_stop: no better validation in patience %d); best model %s\n",
+					sum.Steps, sum.Length.Steps, cfg.Train.EarlyStop.Patience, filepath.Join(sum.RunDir, train.BestName))
 			}
 			if sum.SkippedSteps > 0 {
 				fmt.Fprintf(w, "skipped %d non-finite steps\n", sum.SkippedSteps)
