@@ -47,10 +47,7 @@ func readFile(t testing.TB, path string) []Event {
 // at each of steps, stamped now + step milliseconds, and returns its path.
 func writeSteps(t testing.TB, dir string, now time.Time, steps ...int64) string {
 	t.Helper()
-	w, err := Create(dir, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := New(dir)
 	for _, s := range steps {
 		if err := w.WriteScalars(s, now.Add(time.Duration(s)*time.Millisecond), []Scalar{{"a", float32(s)}, {"b", -float32(s)}}); err != nil {
 			t.Fatal(err)
@@ -75,24 +72,27 @@ func TestMaskedCRC(t *testing.T) {
 
 func TestWriteThenRead(t *testing.T) {
 	dir := t.TempDir()
-	now := time.Unix(1700000000, 250_000_000)
-	w, err := Create(dir, now)
-	if err != nil {
+	w := New(dir)
+	nan := []Scalar{{"train/nan", float32(math.NaN())}}
+	if err := w.WriteScalars(6, time.Unix(1, 0), nan); err != nil { // nothing to write: no event, no file
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 || w.Path() != "" {
+		t.Fatalf("a file (%q) before the first event: %v", w.Path(), entries)
+	}
+	stamp := time.Unix(1700000000, 250_000_000)
+	if err := w.WriteScalars(7, stamp, []Scalar{{"train/loss", 2.5}, nan[0], {"train/inf", float32(math.Inf(1))}, {"train/lr", 1e-4}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteScalars(8, stamp, nan); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
 	if want := filepath.Join(dir, "events.out.tfevents.1700000000."+host); host != "" && w.Path() != want {
 		t.Errorf("file %s, want %s", w.Path(), want)
-	}
-	stamp := now.Add(time.Second)
-	if err := w.WriteScalars(7, stamp, []Scalar{{"train/loss", 2.5}, {"train/nan", float32(math.NaN())}, {"train/inf", float32(math.Inf(1))}, {"train/lr", 1e-4}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteScalars(8, stamp, []Scalar{{"train/nan", float32(math.NaN())}}); err != nil { // nothing left: no event
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
 	}
 	evs := readFile(t, w.Path())
 	if len(evs) != 2 {
@@ -102,13 +102,16 @@ func TestWriteThenRead(t *testing.T) {
 		t.Errorf("first event %+v, want the file version at step 0 stamped 1700000000.25", v)
 	}
 	want := []Scalar{{"train/loss", 2.5}, {"train/lr", 1e-4}}
-	if v := evs[1]; v.Step != 7 || v.WallTime != 1700000001.25 || len(v.Scalars) != 2 || v.Scalars[0] != want[0] || v.Scalars[1] != want[1] {
+	if v := evs[1]; v.Step != 7 || v.WallTime != 1700000000.25 || len(v.Scalars) != 2 || v.Scalars[0] != want[0] || v.Scalars[1] != want[1] {
 		t.Errorf("second event %+v, want step 7 with %v (NaN and Inf left out)", v, want)
 	}
 	// A second file started in the same second gets its own name.
-	other := writeSteps(t, dir, now, 9)
+	other := writeSteps(t, dir, stamp, 9)
 	if other == w.Path() || !strings.HasPrefix(filepath.Base(other), FilePrefix) {
 		t.Errorf("second file %s beside %s", other, w.Path())
+	}
+	if err := New(dir).Close(); err != nil {
+		t.Errorf("closing a writer that wrote nothing: %v", err)
 	}
 }
 

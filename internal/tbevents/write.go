@@ -50,18 +50,24 @@ type Scalar struct {
 	Value float32
 }
 
-// Writer appends events to one event file. Each event goes to the file in one write, with
-// no buffering, so that a run killed at any point leaves every earlier event readable.
+// Writer appends events to one event file, which it creates at its first event, so that an
+// invocation that logs nothing (a resume refused, or of a finished run) leaves no file. Each
+// event goes to the file in one write, with no buffering, so that a run killed at any point
+// leaves every earlier event readable.
 type Writer struct {
+	dir string
 	f   *os.File
 	buf []byte
 }
 
-// Create starts a new event file in dir, named FilePrefix<unix seconds>.<host name>, with a
-// ".<n>" suffix when a file of that name exists (a run resumed within the same second), and
-// writes its file_version event. Earlier files stay: TensorBoard merges the files of a
-// directory.
-func Create(dir string, now time.Time) (*Writer, error) {
+// New returns a Writer of a new event file in dir. Earlier files stay: TensorBoard merges the
+// files of a directory.
+func New(dir string) *Writer { return &Writer{dir: dir} }
+
+// create creates the event file, named FilePrefix<unix seconds>.<host name> (with a ".<n>"
+// suffix when a file of that name exists: a run resumed within the same second), and writes
+// its file_version event, stamped now.
+func (w *Writer) create(now time.Time) error {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -72,39 +78,38 @@ func Create(dir string, now time.Time) (*Writer, error) {
 		}
 		return r
 	}, host)
-	base := filepath.Join(dir, FilePrefix+strconv.FormatInt(now.Unix(), 10)+"."+host)
-	var f *os.File
+	base := filepath.Join(w.dir, FilePrefix+strconv.FormatInt(now.Unix(), 10)+"."+host)
 	for n := 0; ; n++ {
 		path := base
 		if n > 0 {
 			path += "." + strconv.Itoa(n)
 		}
-		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+		w.f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 		if errors.Is(err, fs.ErrExist) && n < 1000 {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("TensorBoard event file: %w", err)
+			return fmt.Errorf("TensorBoard event file: %w", err)
 		}
 		break
 	}
-	w := &Writer{f: f}
 	ev := appendHeader(nil, now, 0)
 	ev = protowire.AppendTag(ev, eventFileVersion, protowire.BytesType)
 	ev = protowire.AppendString(ev, FileVersion)
-	if err := w.write(ev); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return w, nil
+	return w.write(ev)
 }
 
-// Path returns the file's path.
-func (w *Writer) Path() string { return w.f.Name() }
+// Path returns the file's path; "" before the first event.
+func (w *Writer) Path() string {
+	if w.f == nil {
+		return ""
+	}
+	return w.f.Name()
+}
 
-// WriteScalars appends one event holding scalars at step, stamped wall. Scalars that are NaN
-// or infinite are left out, as the metrics log leaves them out; an event left with none is not
-// written.
+// WriteScalars appends one event holding scalars at step, stamped wall (the first one creates
+// the file). Scalars that are NaN or infinite are left out, as the metrics log leaves them
+// out; an event left with none is not written.
 func (w *Writer) WriteScalars(step int64, wall time.Time, scalars []Scalar) error {
 	var summary []byte
 	for _, s := range scalars {
@@ -122,14 +127,24 @@ func (w *Writer) WriteScalars(step int64, wall time.Time, scalars []Scalar) erro
 	if len(summary) == 0 {
 		return nil
 	}
+	if w.f == nil {
+		if err := w.create(wall); err != nil {
+			return err
+		}
+	}
 	ev := appendHeader(nil, wall, step)
 	ev = protowire.AppendTag(ev, eventSummary, protowire.BytesType)
 	ev = protowire.AppendBytes(ev, summary)
 	return w.write(ev)
 }
 
-// Close closes the file.
-func (w *Writer) Close() error { return w.f.Close() }
+// Close closes the file, if there is one.
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	return w.f.Close()
+}
 
 // write frames an event as a TFRecord and appends it in one write.
 func (w *Writer) write(event []byte) error {

@@ -9,7 +9,7 @@ import (
 )
 
 // OpenMetrics opens a run's metrics log (MetricsName in runDir) as Open does, and beside it
-// a new TensorBoard event file, to which WriteTrain and WriteVal write the same records as
+// a new TensorBoard event file (created at the first record), to which WriteTrain and WriteVal write the same records as
 // scalars, so that `tensorboard --logdir` on the run (or on the directory of runs) plots
 // them. The event files of earlier invocations stay, without their events after step (see
 // tbevents.Truncate): TensorBoard merges a directory's files, and shows each step once.
@@ -22,10 +22,7 @@ func OpenMetrics(runDir string, step int64) (*Writer, error) {
 		w.Close()
 		return nil, err
 	}
-	if w.events, err = tbevents.Create(runDir, time.Now()); err != nil {
-		w.Close()
-		return nil, err
-	}
+	w.events = tbevents.New(runDir)
 	return w, nil
 }
 
