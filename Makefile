@@ -18,7 +18,7 @@ MPI_PACKAGES := libopenmpi-dev openmpi-bin
 # python3-protobuf: scripts/peers/tfevents.py, the independent reader of TensorBoard event files.
 TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn libopenblas0-openmp python3-protobuf $(MPI_PACKAGES)
 
-.PHONY: all build build-mpi dist-demo deps test-deps test race bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -75,6 +75,12 @@ bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEE
 ann-bench: deps ## the IVF index at scale: 1M clustered vectors of dim 512 (ANN_N, ANN_DIM, ANN_NPROBE): build time, memory, latency p50/p99, recall@10 against the exact scan (minutes, ~5 GB)
 	$(GO) test -tags annbench -run '^TestANNScale$$' -v -count 1 -timeout 60m ./stages/index/
 
+.PHONY: scale
+SCALE_SIZES ?= 10000 200000
+scale: build ## peak RSS of prepare, pretrain (20 steps), embed and retrieval at SCALE_SIZES synthetic pairs (default 10,000 and 200,000; ~15 min on 2 idle cores); fails if prepare, pretrain or embed differ by over 10%
+	@internal/sysdeps/ensure.sh time
+	SIZES="$(SCALE_SIZES)" OUT=$(OUT)/scale BIN=$(BIN) scripts/scale.sh
+
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
@@ -121,6 +127,9 @@ retrieval: build ## image<->text retrieval on DATA's val split (default $(OUT)/d
 
 report: build ## plots and one HTML report of RUN (training curves, evaluations)
 	$(BIN) report $(RUN)
+
+browser-check: ## the report and search pages in headless Chromium (apt-get install chromium) at 1280 and 390 px: no overflow; screenshots in /tmp/clipgo-browser-check
+	CLIPGO_BROWSER_CHECK=1 $(GO) test -count=1 -v -run 'InBrowser|MeasureSeesOverflow' ./internal/browsercheck ./stages/report ./stages/index
 
 flickr8k-data: $(OUT)/flickr8k/manifest.json ## prepare ../shared/data/flickr8k into $(OUT)/flickr8k, 500 images held out (research use only)
 
