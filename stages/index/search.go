@@ -70,6 +70,9 @@ type SearchResult struct {
 	Over  string      // SearchOverImages or SearchOverCaptions
 	Rows  int         // index rows ranked
 	Hits  []SearchHit // best first
+	// Checkpoint is the weights file the query was embedded with, Index the index searched:
+	// the page names both, so that a saved page says where its results came from.
+	Checkpoint, Index string
 }
 
 // Search embeds a text or image query with the checkpoint's model and ranks the index's
@@ -103,6 +106,7 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		return res, fmt.Errorf("search: %w", err)
 	}
 	defer em.Close()
+	res.Checkpoint, res.Index = em.Path, opt.Index
 	cfg := em.Config
 	ix, err := Open(opt.Index, opt.Limits)
 	if err != nil {
