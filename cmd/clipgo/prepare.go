@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clipgo/clipgo/data/imageproc"
+	"github.com/clipgo/clipgo/data/ingest"
 	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/stages/prepare"
 )
@@ -41,6 +42,12 @@ Sources:
   imagefolder  root/<class>/*.jpg|png (--root), a labelled set
   idx          MNIST-style IDX image and label files (--idx-images, --idx-labels), gzipped or not
   parquet      foreign Parquet (img2dataset output, Hugging Face image/text) matched by --input
+  webdataset   tar shards matched by --input (key.jpg + key.txt or key.json per sample)
+  urls         download the images of a URL + caption list (--input: Parquet, CSV, TSV or JSONL;
+               --url-column, --caption-column); OUT/downloads.jsonl records each URL's status
+               and error_message, and a rerun fetches only what it does not record yet
+
+--captions may also be a Hugging Face imagefolder directory with metadata.jsonl (file_name, text).
 
 On several machines: --part I/N (I from 0) prepares the images whose key hashes to part I
 into OUT/parts/part-I-of-N; once all N are there (one folder OUT), --merge --out OUT writes
@@ -82,7 +89,7 @@ The parts together hold exactly one process's rows and train/val split.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Source, "source", "", "synthetic | captions | imagefolder | idx | parquet")
+	f.StringVar(&cfg.Source, "source", "", "synthetic | captions | imagefolder | idx | parquet | webdataset | urls")
 	f.StringVar(&cfg.Out, "out", "", "dataset directory to create")
 	f.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "side in pixels of the stored images")
 	f.StringVar(&cfg.ResizeMode, "resize-mode", cfg.ResizeMode, "center_crop | keep_ratio | border | no")
@@ -103,12 +110,18 @@ The parts together hold exactly one process's rows and train/val split.`,
 	f.StringVar(&cfg.Captions.Images, "images", "", "captions: the images root")
 	f.StringVar(&cfg.Captions.Format, "format", "auto", "captions: auto | token | csv | tsv | jsonl")
 	f.StringVar(&cfg.Captions.ImageColumn, "image-column", "", "captions: image column (default filepath, else image)")
-	f.StringVar(&cfg.Captions.CaptionColumn, "caption-column", "", "captions: caption column (default title, else caption)")
+	f.StringVar(&cfg.Captions.CaptionColumn, "caption-column", "", "captions: caption column (default title, else caption, else text); urls: default caption")
 	f.StringVar(&cfg.Root, "root", "", "imagefolder: root/<class>/*")
 	f.StringVar(&cfg.IDXImages, "idx-images", "", "idx: the images file (e.g. train-images-idx3-ubyte.gz)")
 	f.StringVar(&cfg.IDXLabels, "idx-labels", "", "idx: the labels file")
 	f.StringSliceVar(&cfg.Classes, "classes", nil, "idx: class names of labels 0, 1, ... (comma-separated)")
-	f.StringVar(&cfg.Input, "input", "", "parquet: a glob of foreign Parquet files")
+	f.StringVar(&cfg.Input, "input", "", "parquet, webdataset, urls: a glob of Parquet files, tar shards or URL lists")
+	f.StringVar(&cfg.URLs.URLColumn, "url-column", "url", "urls: the column of image URLs")
+	f.IntVar(&cfg.URLs.Fetch.Workers, "fetch-workers", ingest.DefaultFetchWorkers, "urls: concurrent downloads")
+	f.IntVar(&cfg.URLs.Fetch.PerHost, "per-host", ingest.DefaultPerHost, "urls: concurrent downloads from one host")
+	f.DurationVar(&cfg.URLs.Fetch.Timeout, "fetch-timeout", ingest.DefaultFetchTimeout, "urls: time limit of one download attempt")
+	f.IntVar(&cfg.URLs.Fetch.Retries, "retries", ingest.DefaultRetries, "urls: further attempts after a timeout, a dropped connection, HTTP 408, 429 or 5xx")
+	f.Int64Var(&cfg.URLs.Limits.MaxImageBytes, "max-image-bytes", ingest.DefaultMaxImageBytes, "urls: refuse a download of more bytes")
 	addConfigFlag(cmd)
 	return cmd
 }

@@ -33,7 +33,7 @@ import (
 
 // Config says where raw data comes from and how `prepare` turns it into shards.
 type Config struct {
-	Source      string  // synthetic | captions | imagefolder | idx | parquet
+	Source      string  // synthetic | captions | imagefolder | idx | parquet | urls | webdataset
 	Out         string  // dataset directory to create; must not hold a dataset already
 	ImageSize   int     // side in pixels of the stored images
 	ResizeMode  string  // center_crop | keep_ratio | border | no (img2dataset's modes)
@@ -55,7 +55,10 @@ type Config struct {
 	IDXImages string                  // --source idx
 	IDXLabels string
 	Classes   []string // --source idx: class names of labels 0, 1, ... (default "0", "1", ...)
-	Input     string   // --source parquet: a glob of foreign Parquet files
+	Input     string   // --source parquet, webdataset, urls: a glob of Parquet files, tar shards, URL lists
+	// URLs tunes --source urls: the URL column and the fetches (its Input and Dir come from
+	// Input and Out, its caption column from Captions.CaptionColumn).
+	URLs ingest.URLOptions
 
 	part, parts int // Part, parsed by validate: this run keeps the images of part `part` of `parts`
 }
@@ -145,7 +148,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, progressTo io.Writer
 	if err := claimOutDir(cfg.Out); err != nil {
 		return Summary{}, err
 	}
-	src, err := cfg.openSource(ctx)
+	src, err := cfg.openSource(ctx, log)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -267,7 +270,7 @@ func (cfg *Config) validate() error {
 	return nil
 }
 
-func (cfg *Config) openSource(ctx context.Context) (ingest.Source, error) {
+func (cfg *Config) openSource(ctx context.Context, log *slog.Logger) (ingest.Source, error) {
 	need := func(flag, v string) error {
 		if v == "" {
 			return fmt.Errorf("prepare --source %s: %s is required", cfg.Source, flag)
@@ -280,7 +283,7 @@ func (cfg *Config) openSource(ctx context.Context) (ingest.Source, error) {
 		o.Seed, o.Size = cfg.Seed, cfg.ImageSize
 		return ingest.Synthetic(o)
 	case "captions":
-		if err := errors.Join(need("--captions", cfg.Captions.File), need("--images", cfg.Captions.Images)); err != nil {
+		if err := need("--captions", cfg.Captions.File); err != nil { // --images defaults to its directory
 			return nil, err
 		}
 		return ingest.CaptionsContext(ctx, cfg.Captions)
@@ -299,12 +302,30 @@ func (cfg *Config) openSource(ctx context.Context) (ingest.Source, error) {
 			return nil, err
 		}
 		return ingest.Parquet(cfg.Input)
+	case "webdataset":
+		if err := need("--input", cfg.Input); err != nil {
+			return nil, err
+		}
+		return ingest.WebDataset(cfg.Input)
+	case "urls":
+		if err := need("--input", cfg.Input); err != nil {
+			return nil, err
+		}
+		o := cfg.URLs
+		o.Input, o.Dir, o.CaptionColumn, o.Log = cfg.Input, cfg.Out, cfg.Captions.CaptionColumn, log
+		if cfg.parts > 1 { // download only this part's rows
+			o.Keep = cfg.inPart
+		}
+		return ingest.URLs(o)
 	case "":
-		return nil, errors.New("prepare: --source is required (synthetic, captions, imagefolder, idx or parquet)")
+		return nil, errors.New("prepare: --source is required (" + sourceKinds + ")")
 	default:
-		return nil, fmt.Errorf("prepare: unknown --source %q (synthetic, captions, imagefolder, idx or parquet)", cfg.Source)
+		return nil, fmt.Errorf("prepare: unknown --source %q (%s)", cfg.Source, sourceKinds)
 	}
 }
+
+// sourceKinds lists the values of --source, for messages.
+const sourceKinds = "synthetic, captions, imagefolder, idx, parquet, urls or webdataset"
 
 // splitOf puts an item in the split its source forces, else in val or train by a hash of its
 // key: stable across runs and worker counts, and independent of the order items arrive in.
