@@ -75,6 +75,12 @@ bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEE
 ann-bench: deps ## the IVF index at scale: 1M clustered vectors of dim 512 (ANN_N, ANN_DIM, ANN_NPROBE): build time, memory, latency p50/p99, recall@10 against the exact scan (minutes, ~5 GB)
 	$(GO) test -tags annbench -run '^TestANNScale$$' -v -count 1 -timeout 60m ./stages/index/
 
+.PHONY: scale
+SCALE_SIZES ?= 10000 200000
+scale: build ## peak RSS of prepare, pretrain (20 steps), embed and retrieval at SCALE_SIZES synthetic pairs (default 10,000 and 200,000; ~15 min on 2 idle cores); fails if prepare, pretrain or embed differ by over 10%
+	@internal/sysdeps/ensure.sh time
+	SIZES="$(SCALE_SIZES)" OUT=$(OUT)/scale BIN=$(BIN) scripts/scale.sh
+
 fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
