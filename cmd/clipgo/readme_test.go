@@ -284,7 +284,7 @@ func runClipgo(args []string, want string) error {
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs(args)
+	root.SetArgs(append([]string{}, args...)) // never nil: cobra reads os.Args for nil
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := root.ExecuteContext(ctx); err != nil {
