@@ -110,12 +110,23 @@ type downloadLog struct {
 }
 
 func openDownloadLog(path string) (*downloadLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("download log: %w", err)
 	}
 	if _, err := fileinput.CheckOpened(f, path); err != nil {
 		return nil, fmt.Errorf("download log: %w", err)
+	}
+	// An interrupted run may have torn the last line: end it, so that the next entry starts
+	// a line of its own (the torn one is skipped on reading).
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("download log: %w", err)
+			}
+		}
 	}
 	return &downloadLog{path: path, f: f}, nil
 }

@@ -188,3 +188,24 @@ func FuzzDownloadLog(f *testing.F) {
 		}
 	})
 }
+
+// TestDownloadLogTornLine: a line torn by an interruption costs only its own URL, not the
+// entry appended after it.
+func TestDownloadLogTornLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DownloadLogName)
+	if err := os.WriteFile(path, []byte(`{"url":"http://a/1","key":"0","status":"failed_to_download"}`+"\n"+`{"url":"http://a/2","st`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, err := openDownloadLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.add(DownloadEntry{URL: "http://a/3", Key: "2", Status: StatusSuccess, File: "ab/c"}); err != nil {
+		t.Fatal(err)
+	}
+	log.close()
+	entries, torn, err := readDownloadLog(path, 10)
+	if err != nil || torn != 1 || len(entries) != 2 || entries["http://a/3"].File != "ab/c" {
+		t.Errorf("entries %v, %d torn, %v; want 1 and 3 read, 2 torn", entries, torn, err)
+	}
+}
