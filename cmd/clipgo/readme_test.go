@@ -53,10 +53,22 @@ func readmeCommands(readme string) []readmeCommand {
 			}
 		}
 	}
+	// Inline code spans may go on over a line break within a paragraph (CommonMark): they are
+	// found in whole paragraphs.
+	var para []string
+	paraLine := 0
+	spans := func() {
+		text := strings.Join(para, "\n")
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatchIndex(text, -1) {
+			add(paraLine+strings.Count(text[:m[0]], "\n"), strings.ReplaceAll(text[m[2]:m[3]], "\n", " "))
+		}
+		para = para[:0]
+	}
 	fenced := false
 	var continued strings.Builder // a code line ending in a backslash goes on
 	for i, line := range strings.Split(readme, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			spans()
 			fenced = !fenced
 			continue
 		}
@@ -69,10 +81,16 @@ func readmeCommands(readme string) []readmeCommand {
 			continued.Reset()
 			continue
 		}
-		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(line, -1) {
-			add(i+1, m[1])
+		if strings.TrimSpace(line) == "" {
+			spans()
+			continue
 		}
+		if len(para) == 0 {
+			paraLine = i + 1
+		}
+		para = append(para, line)
 	}
+	spans()
 	return cmds
 }
 
@@ -162,6 +180,9 @@ func TestReadmeCommands(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("README.md:%d `%s`: %s", c.line, c.shown, p)
 		}
+		if testing.Verbose() {
+			t.Logf("README.md:%d make=%v %q", c.line, c.make, c.words)
+		}
 	}
 	if nClipgo < 5 || nMake < 5 {
 		t.Fatalf("found %d clipgo and %d make commands in README.md: the extraction is broken", nClipgo, nMake)
@@ -184,7 +205,7 @@ func TestReadmeCommands(t *testing.T) {
 func TestReadmeCommandsCatch(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	mk := testenv.Command(t, "make", "apt-get install make")
-	readme := "Run `clipgo pretrian --config demo`, `clipgo pretrain --no-such-flag x`,\n" +
+	readme := "Run `clipgo pretrian --config demo`, `clipgo pretrain\n--no-such-flag x`,\n" +
 		"`clipgo bench --batch many`, `clipgo prepare --no-such`, `clipgo inspect a b`,\n" +
 		"`make no-such-target` and `make demo --always-make`.\n" +
 		"```sh\nmpirun -np 2 bin/clipgo-mpi pretrain \\\n  --outt run   # a comment\n```\n"
