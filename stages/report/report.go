@@ -629,7 +629,7 @@ func describeRun(runDir, config string, notes *[]string) []fact {
 }
 
 // checkpointNote says how the checkpoint an evaluation names stands to the run: its newest
-// checkpoint, an older one, or one from elsewhere.
+// checkpoint, an older one, its best model, or one from elsewhere.
 func checkpointNote(path, runDir string) string {
 	if path == "" {
 		return ""
@@ -638,6 +638,9 @@ func checkpointNote(path, runDir string) string {
 	run, err2 := filepath.Abs(runDir)
 	if err1 != nil || err2 != nil || dir != run {
 		return "not a checkpoint of this run"
+	}
+	if filepath.Base(path) == runlog.BestName {
+		return "this run's best model (train.early_stop)"
 	}
 	steps, err := checkpoint.Steps(runDir)
 	if err != nil || len(steps) == 0 {

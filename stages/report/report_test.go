@@ -708,3 +708,20 @@ func TestTopConfusions(t *testing.T) {
 		t.Errorf("ragged: %v", rows)
 	}
 }
+
+// TestCheckpointNote: an evaluation's checkpoint is placed against the run's own.
+func TestCheckpointNote(t *testing.T) {
+	run := fakeRun(t, false) // checkpoints at steps 200 and 300
+	for path, want := range map[string]string{
+		filepath.Join(run, "step-000300.safetensors"):         "this run's newest checkpoint (step 300)",
+		filepath.Join(run, "step-000200.safetensors"):         "step 200 of this run; its newest checkpoint is step 300",
+		filepath.Join(run, runlog.BestName):                   "this run's best model (train.early_stop)",
+		filepath.Join(run, "other.safetensors"):               "in this run's directory",
+		filepath.Join(t.TempDir(), "step-000300.safetensors"): "not a checkpoint of this run",
+		"": "",
+	} {
+		if got := checkpointNote(path, run); got != want {
+			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+}
