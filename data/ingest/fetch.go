@@ -90,7 +90,15 @@ type fetcher struct {
 	maxBytes int64
 
 	mu    sync.Mutex
-	hosts map[string]chan struct{} // one semaphore of PerHost slots per host
+	hosts map[string]*hostSlots // hosts with a download running or waiting
+}
+
+// hostSlots is the semaphore of one host, with the number of downloads holding or waiting
+// for it: the entry goes when that falls to zero, so a list of millions of hosts does not
+// keep millions of semaphores.
+type hostSlots struct {
+	sem   chan struct{}
+	users int
 }
 
 func newFetcher(opts FetchOptions, maxBytes int64) *fetcher {
@@ -110,7 +118,7 @@ func newFetcher(opts FetchOptions, maxBytes int64) *fetcher {
 		}
 		return nil
 	}}
-	return &fetcher{opts: opts, client: client, maxBytes: maxBytes, hosts: map[string]chan struct{}{}}
+	return &fetcher{opts: opts, client: client, maxBytes: maxBytes, hosts: map[string]*hostSlots{}}
 }
 
 // fetchResult is the outcome of all attempts at one URL.
@@ -176,25 +184,37 @@ func (f *fetcher) fetch(ctx context.Context, raw string) (fetchResult, error) {
 
 func (f *fetcher) acquire(ctx context.Context, host string) error {
 	f.mu.Lock()
-	sem := f.hosts[host]
-	if sem == nil {
-		sem = make(chan struct{}, f.opts.PerHost)
-		f.hosts[host] = sem
+	h := f.hosts[host]
+	if h == nil {
+		h = &hostSlots{sem: make(chan struct{}, f.opts.PerHost)}
+		f.hosts[host] = h
 	}
+	h.users++
 	f.mu.Unlock()
 	select {
-	case sem <- struct{}{}:
+	case h.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
+		f.leave(host, h)
 		return ctx.Err()
 	}
 }
 
 func (f *fetcher) release(host string) {
 	f.mu.Lock()
-	sem := f.hosts[host]
+	h := f.hosts[host]
 	f.mu.Unlock()
-	<-sem
+	<-h.sem
+	f.leave(host, h)
+}
+
+// leave drops one user of a host's slots, and the entry with the last.
+func (f *fetcher) leave(host string, h *hostSlots) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h.users--; h.users == 0 {
+		delete(f.hosts, host)
+	}
 }
 
 // once makes one attempt at a URL.

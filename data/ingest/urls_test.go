@@ -407,3 +407,26 @@ func TestURLsBadInput(t *testing.T) {
 		t.Errorf("a list without the url column: %v", err)
 	}
 }
+
+// TestFetcherForgetsIdleHosts: a host's slots go once nothing runs or waits on them (a list
+// of millions of hosts must not keep millions of semaphores), and the limit holds meanwhile.
+func TestFetcherForgetsIdleHosts(t *testing.T) {
+	srv := newImageServer(t)
+	f := newFetcher(testFetch(), 1<<20)
+	defer f.client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			if res, err := f.fetch(context.Background(), fmt.Sprintf("%s/ok/%d.png", srv.URL, i)); err != nil || res.reason != "" {
+				t.Errorf("fetch %d: %v %s", i, err, res.message)
+			}
+		})
+	}
+	wg.Wait()
+	if p := srv.peak.Load(); p > 2 {
+		t.Errorf("%d requests at once to one host, PerHost is 2", p)
+	}
+	if n := len(f.hosts); n != 0 {
+		t.Errorf("%d hosts still held after every fetch ended", n)
+	}
+}
