@@ -70,10 +70,10 @@ type Options struct {
 // caption of more than two words and five characters, an image of at least 200 pixels on its
 // smaller side and an aspect ratio of at most 3). Zero fields are off.
 type Basic struct {
-	MinWords  int
-	MinChars  int
-	MinSide   int
-	MaxAspect float64
+	MinWords  int     `json:"min_words"`
+	MinChars  int     `json:"min_chars"`
+	MinSide   int     `json:"min_side"`
+	MaxAspect float64 `json:"max_aspect"`
 }
 
 // DataCompBasic is DataComp's basic filter.
@@ -125,6 +125,7 @@ type Drop struct {
 type Score struct {
 	Key     string  `json:"key"`
 	Caption int     `json:"caption"`
+	Text    string  `json:"text"`
 	Score   float64 `json:"score"`
 }
 
@@ -635,7 +636,7 @@ func write(ctx context.Context, m *shard.Manifest, opts Options, split string, f
 		for c, text := range r.captions {
 			s := float64(r.scores[c])
 			if !math.IsNaN(s) {
-				scoreLines = appendJSON(scoreLines, Score{Key: r.key, Caption: c, Score: s})
+				scoreLines = appendJSON(scoreLines, Score{Key: r.key, Caption: c, Text: text, Score: s})
 			}
 			switch {
 			case r.imgDrop == nil && r.dropped[c] == "":

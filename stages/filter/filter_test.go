@@ -103,17 +103,19 @@ func TestTopFraction(t *testing.T) {
 		t.Fatalf("top half of %d pairs: kept %d, threshold %v", sum.PairsIn, sum.PairsKept, sum.Threshold)
 	}
 	th := *sum.Threshold
+	captions := map[string][]string{}
+	for _, r := range stagetest.ReadAll(t, data, "train") {
+		captions[r.Key] = r.Captions
+	}
 	score := map[string]float64{}
 	for _, s := range readJSONL[Score](t, filepath.Join(out, ScoresName)) {
 		score[fmt.Sprint(s.Key, "/", s.Caption)] = s.Score
+		if c := captions[s.Key]; s.Caption >= len(c) || c[s.Caption] != s.Text {
+			t.Errorf("score line %+v: not a caption of %s (%q)", s, s.Key, c)
+		}
 	}
 	if len(score) != sum.PairsIn {
 		t.Errorf("%d scores for %d pairs", len(score), sum.PairsIn)
-	}
-	in := stagetest.ReadAll(t, data, "train")
-	captions := map[string][]string{}
-	for _, r := range in {
-		captions[r.Key] = r.Captions
 	}
 	kept := 0
 	for _, r := range stagetest.ReadAll(t, out, "train") {
