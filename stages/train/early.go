@@ -228,14 +228,25 @@ func bestStep(path string) (int64, error) {
 	return strconv.ParseInt(raw, 10, 64)
 }
 
-// judge passes a validation record to train.early_stop (all ranks hold the same record):
-// it marks an improvement, writes best.safetensors for it (rank 0), and records whether
-// patience has run out in t.earlyDone.
+// judge passes a validation record to train.early_stop (every rank calls it, with the same
+// record): it marks an improvement, writes best.safetensors for it (rank 0), and records in
+// t.earlyDone whether patience has run out, as rank 0 judges it.
 func (t *trainer) judge(v *runlog.Val) error {
 	if t.early == nil {
 		return nil
 	}
 	improved, stop := t.early.observe(*v)
+	if t.comm.Size() > 1 {
+		// Rank 0 alone replayed the log on a resume: its decision is the job's.
+		flag := []float32{0}
+		if t.lead && stop {
+			flag[0] = 1
+		}
+		if err := t.comm.AllReduceSum(flag); err != nil {
+			return err
+		}
+		stop = flag[0] > 0
+	}
 	v.Best = improved
 	if improved && t.lead {
 		if err := t.writeBest(v.Step); err != nil {
