@@ -2,14 +2,21 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/stages/runlog"
+	"github.com/clipgo/clipgo/stages/train"
 )
 
 // valLines returns the validation records of a run's metrics log, as written.
@@ -134,5 +141,57 @@ func checkTrainingSwitches(t *testing.T, bin, data string) {
 	if out, err := run(t, bin, "", "zeroshot", "--checkpoint", runDir, "--data", data, "--split", "zeroshot",
 		"--task", "synthetic", "--out", filepath.Join(runDir, "zeroshot.json")); err != nil {
 		t.Fatalf("zeroshot: %v\n%s", err, out)
+	}
+}
+
+// TestDataParallelEarlyStop runs train.early_stop on two in-memory ranks, stopped at step 4 and
+// resumed: only rank 0 replays the log, yet both ranks end at the third validation (step 6,
+// patience 2 at a min_delta no recall beats), none waits for the other, and the records mark
+// the first validation best.
+func TestDataParallelEarlyStop(t *testing.T) {
+	data := prepareSynthetic(t, 300)
+	sets := []string{"train.steps=40", "train.batch_size=16", "train.warmup=1", "train.log_every=1", "train.val_every=2",
+		"train.checkpoint_every=4", "train.val_batches=1", "model.vision.layers=1", "model.text.layers=1", "data.workers=1",
+		"train.early_stop.patience=2", "train.early_stop.min_delta=1"}
+	runDir := filepath.Join(t.TempDir(), "run")
+	for _, part := range []struct {
+		resume string
+		stopAt int64
+	}{{"", 4}, {"latest", 0}} {
+		comms := dist.NewLocalGroup(2)
+		sums := make([]train.Summary, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for r, c := range comms {
+			wg.Go(func() {
+				sums[r], errs[r] = train.Run(context.Background(), train.Options{Config: demoConfig(t, data, sets...), RunDir: runDir,
+					Resume: part.resume, StopAt: part.stopAt, Comm: c}, quiet, io.Discard)
+				if errs[r] != nil {
+					c.Abort(1)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("resume %q: %v", part.resume, err)
+		}
+		if part.resume != "" {
+			for r, s := range sums {
+				if !s.EarlyStopped || s.Steps != 6 {
+					t.Errorf("rank %d: early stopped %v at step %d, want true at 6", r, s.EarlyStopped, s.Steps)
+				}
+			}
+		}
+	}
+	log, err := runlog.Read(filepath.Join(runDir, runlog.MetricsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range log.Val {
+		got = append(got, fmt.Sprintf("%d:%v", v.Step, v.Best))
+	}
+	if want := "2:true 4:false 6:false"; strings.Join(got, " ") != want {
+		t.Errorf("validations %q, want %q", strings.Join(got, " "), want)
 	}
 }
