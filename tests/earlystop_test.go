@@ -31,8 +31,9 @@ func valLines(t *testing.T, runDir string) []string {
 	return out
 }
 
-// TestPretrainEarlyStop trains with train.early_stop (checkEarlyStop) and with the other
-// training switches of issue 15 (checkTrainingSwitches), sharing one build and one dataset.
+// TestPretrainEarlyStop trains with train.early_stop (checkEarlyStop), with the other
+// training switches of issue 15 (checkTrainingSwitches) and with early stopping on two ranks
+// (checkDataParallelEarlyStop), sharing one build and one dataset.
 //
 // checkEarlyStop trains with train.early_stop at a min_delta no recall can beat, so that
 // the first validation stays the best and patience 2 ends the run at the third (step 6 of 40,
@@ -46,6 +47,7 @@ func TestPretrainEarlyStop(t *testing.T) {
 	data := prepareSynthetic(t, 300)
 	t.Run("early_stop", func(t *testing.T) { checkEarlyStop(t, bin, data) })
 	t.Run("switches", func(t *testing.T) { checkTrainingSwitches(t, bin, data) })
+	t.Run("data_parallel", func(t *testing.T) { checkDataParallelEarlyStop(t, data) })
 }
 
 func checkEarlyStop(t *testing.T, bin, data string) {
@@ -144,12 +146,11 @@ func checkTrainingSwitches(t *testing.T, bin, data string) {
 	}
 }
 
-// TestDataParallelEarlyStop runs train.early_stop on two in-memory ranks, stopped at step 4 and
+// checkDataParallelEarlyStop runs train.early_stop on two in-memory ranks, stopped at step 4 and
 // resumed: only rank 0 replays the log, yet both ranks end at the third validation (step 6,
 // patience 2 at a min_delta no recall beats), none waits for the other, and the records mark
 // the first validation best.
-func TestDataParallelEarlyStop(t *testing.T) {
-	data := prepareSynthetic(t, 300)
+func checkDataParallelEarlyStop(t *testing.T, data string) {
 	sets := []string{"train.steps=40", "train.batch_size=16", "train.warmup=1", "train.log_every=1", "train.val_every=2",
 		"train.checkpoint_every=4", "train.val_batches=1", "model.vision.layers=1", "model.text.layers=1", "data.workers=1",
 		"train.early_stop.patience=2", "train.early_stop.min_delta=1"}
