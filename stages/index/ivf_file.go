@@ -323,20 +323,21 @@ func readIVFSection(r *ivfReader, dim int, n int64) (*IVF, string, error) {
 	}
 	base := r.pos
 	r.pos += 4 * n * d // the vectors, left on disk
-	x.list = func(l int, buf []float32) ([]float32, error) {
+	x.list = func(l int, sc *listScratch) ([]float32, error) {
 		cnt := (x.Offsets[l+1] - x.Offsets[l]) * d
-		raw := make([]byte, 4*cnt)
+		sc.raw = slices.Grow(sc.raw[:0], int(4*cnt))[:4*cnt]
+		raw := sc.raw
 		if _, err := r.r.ReadAt(raw, base+4*x.Offsets[l]*d); err != nil {
 			return nil, fmt.Errorf("ivf %s list %d: %w", col, l, err)
 		}
 		if got := crc32.Checksum(raw, ivfCRC); got != crcs[l] {
 			return nil, fmt.Errorf("ivf %s list %d: CRC %08x, recorded %08x (corrupt file)", col, l, got, crcs[l])
 		}
-		out := slices.Grow(buf[:0], int(cnt))[:cnt]
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+		sc.vecs = slices.Grow(sc.vecs[:0], int(cnt))[:cnt]
+		for i := range sc.vecs {
+			sc.vecs[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
 		}
-		return out, nil
+		return sc.vecs, nil
 	}
 	return x, col, nil
 }
