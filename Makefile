@@ -8,17 +8,25 @@ WORKERS ?= $(shell nproc)
 FUZZTIME ?= 30s
 # New inputs are minimised for at most this many runs (the default 60 s stalls short runs).
 FUZZMINIMIZE ?= 100x
-# Debian packages the build needs (OpenBLAS for the model's matrix products through cgo).
-BUILD_PACKAGES := libopenblas-dev
+# Debian packages the build needs (OpenBLAS for the model's matrix products, and
+# libjpeg-turbo, PIL's JPEG decoder, for data/imageproc, both through cgo).
+BUILD_PACKAGES := libopenblas-dev libjpeg62-turbo-dev
 # Debian packages of the MPI build (data-parallel training): Open MPI's headers, mpicc and mpirun.
 MPI_PACKAGES := libopenmpi-dev openmpi-bin
 # Debian packages the tests use: real Fashion-MNIST IDX files, the PyTorch reference
 # (../shared/peers) for parity, scikit-learn for the linear probe's parity
 # (scripts/peers/probe_sklearn.py), and Open MPI for the data-parallel tests.
+# python3-pil, python3-torchvision: scripts/peers/pil_preprocess.py, PIL's decode and open_clip's
+# eval transform that data/imageproc must match.
 # python3-protobuf: scripts/peers/tfevents.py, the independent reader of TensorBoard event files.
-TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn libopenblas0-openmp python3-protobuf $(MPI_PACKAGES)
+# python3-onnx: the ONNX checker that `clipgo export --format onnx`'s graphs must pass (fusion/onnx).
+TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn python3-pil python3-torchvision libopenblas0-openmp python3-protobuf python3-onnx $(MPI_PACKAGES)
+# onnxruntime-node (npm, pinned in scripts/peers/onnx/package-lock.json) runs the exported ONNX graphs
+# against clipgo's encoder (fusion/onnx's test). --onnxruntime-node-install=skip: the CPU runtime is in
+# the npm tarball; the flag skips the postinstall download of the CUDA provider from GitHub.
+ONNX_PEER := scripts/peers/onnx
 
-.PHONY: all build build-mpi dist-demo deps test-deps test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -36,8 +44,19 @@ build-mpi: deps ## build bin/clipgo-mpi, the data-parallel clipgo (Open MPI or M
 	@internal/sysdeps/ensure.sh $(MPI_PACKAGES)
 	CC=mpicc $(GO) build -tags mpi -o $(MPI_BIN) ./cmd/clipgo
 
-test-deps: ## install the system packages the tests use (apt-get, as root)
+test-deps: ## install the system packages the tests use (apt-get, as root), and onnxruntime-node (npm ci)
 	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
+	@$(MAKE) --no-print-directory onnx-deps
+
+onnx-deps: $(ONNX_PEER)/node_modules/.package-lock.json ## install the pinned onnxruntime-node into scripts/peers/onnx (npm ci, ~300 MB)
+
+$(ONNX_PEER)/node_modules/.package-lock.json: $(ONNX_PEER)/package-lock.json $(ONNX_PEER)/package.json
+	@command -v npm >/dev/null || { echo "clipgo: npm is needed for onnxruntime-node (install Node.js >= 20 with npm)" >&2; exit 1; }
+	cd $(ONNX_PEER) && npm ci --onnxruntime-node-install=skip --no-audit --no-fund
+
+onnx-check: onnx-deps ## clipgo export's ONNX graphs of a full-size ViT-B/32 (random weights) against clipgo's encoder under onnxruntime (~1.5 min; make test runs the tiny models)
+	@internal/sysdeps/ensure.sh python3-onnx
+	CLIPGO_ONNX_LARGE=1 $(GO) test -count=1 -v -run 'ONNXChecker|ONNXRuntime' -timeout 20m ./fusion/onnx/
 
 test: deps ## run every test (unit, golden, fuzz seed corpora, end-to-end), then the concurrent and training packages under the race detector
 	$(GO) vet ./...

@@ -1,0 +1,139 @@
+// Package export is the export stage: a model read from any weights file clipgo reads, its
+// image and text towers written as ONNX graphs (fusion/onnx) for serving outside clipgo, e.g.
+// with onnxruntime.
+package export
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/fusion/onnx"
+	"github.com/clipgo/clipgo/internal/atomicfile"
+	"github.com/clipgo/clipgo/internal/progress"
+	"github.com/clipgo/clipgo/nn"
+	"github.com/clipgo/clipgo/nn/checkpoint"
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
+)
+
+// Formats lists the formats Run writes.
+var Formats = []string{FormatONNX}
+
+// FormatONNX is ONNX (IR 8, opset 17).
+const FormatONNX = "onnx"
+
+// File names of the two graphs in the output directory.
+const (
+	ImageFile = "image_encoder.onnx"
+	TextFile  = "text_encoder.onnx"
+)
+
+// Config is what to export.
+type Config struct {
+	Checkpoint string // a run directory (its latest checkpoint), a Hugging Face model directory, or weights in any naming fusion.ReadWeights reads
+	QuickGELU  bool   // the checkpoint's activation is QuickGELU (a state dict does not say)
+	Format     string // FormatONNX (the default when empty)
+	Out        string // the directory to write ImageFile and TextFile into (created if missing)
+	Producer   string // the producer_version the files record (clipgo's version)
+	Progress   io.Writer
+	Log        *slog.Logger
+}
+
+// Result says what was written.
+type Result struct {
+	Model      fusion.Config
+	ImageFile  string
+	TextFile   string
+	ImageBytes int64
+	TextBytes  int64
+}
+
+// Run writes the checkpoint's image and text encoders into cfg.Out. Each file appears whole or
+// not at all, so an interrupted export leaves the previous files (if any) and is simply run
+// again.
+func Run(cfg Config) (Result, error) {
+	if cfg.Format != "" && cfg.Format != FormatONNX {
+		return Result{}, fmt.Errorf("export: format %q: want one of %v", cfg.Format, Formats)
+	}
+	if cfg.Out == "" {
+		return Result{}, fmt.Errorf("export: no output directory")
+	}
+	path, err := weightsFile(cfg.Checkpoint)
+	if err != nil {
+		return Result{}, err
+	}
+	model, params, err := fusion.ReadWeights(path, cfg.QuickGELU)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return Result{}, fmt.Errorf("export: %w", err)
+	}
+	progressTo := cfg.Progress
+	if progressTo == nil {
+		progressTo = io.Discard
+	}
+	bar := progress.New(progressTo, cfg.Log, "export", 2)
+	defer bar.Finish()
+	r := Result{Model: model, ImageFile: filepath.Join(cfg.Out, ImageFile), TextFile: filepath.Join(cfg.Out, TextFile)}
+	towers := []struct {
+		path  string
+		build func(fusion.Config, []*nn.Param, string) (*onnx.Graph, error)
+		size  *int64
+	}{{r.ImageFile, onnx.ImageEncoder, &r.ImageBytes}, {r.TextFile, onnx.TextEncoder, &r.TextBytes}}
+	for _, t := range towers {
+		g, err := t.build(model, params, cfg.Producer)
+		if err != nil {
+			return Result{}, fmt.Errorf("export %s: %w", path, err)
+		}
+		if *t.size, err = write(t.path, g); err != nil {
+			return Result{}, err
+		}
+		bar.Add(1, filepath.Base(t.path))
+	}
+	return r, nil
+}
+
+// weightsFile is the weights file path names: path itself, a Hugging Face model directory's
+// model.safetensors, or a run directory's latest checkpoint (as zeroshot and embed read it).
+func weightsFile(path string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("export: --checkpoint is required")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if !fi.IsDir() {
+		return path, nil
+	}
+	if hf := filepath.Join(path, evalmodel.HFWeights); fileExists(hf) {
+		return hf, nil
+	}
+	return checkpoint.Latest(path)
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// write writes g to path atomically and returns its size.
+func write(path string, g *onnx.Graph) (int64, error) {
+	f, err := atomicfile.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	n, err := g.WriteTo(f)
+	if err != nil {
+		f.Abort()
+		return 0, fmt.Errorf("export %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	return n, nil
+}
