@@ -27,6 +27,7 @@ type Encoder struct {
 	tok      *tokenizer.Tokenizer
 	images   graphCache[float32]
 	texts    graphCache[int32]
+	dense    graphCache[float32] // PatchEmbeddings' graphs, built on first use
 }
 
 // towerGraph is one tower's forward graph for batch rows of input.
@@ -171,6 +172,16 @@ func newEncoder(cfg Config, maxBatch int, weights map[string]*nn.Param) (*Encode
 			return t.SetImages, t.Output(), nil
 		})
 	}
+	e.dense.build = func(batch int) (*towerGraph[float32], error) {
+		return buildTower(e, batch, func(b *nn.Builder) (func([]float32) error, *G.Node, error) {
+			t, err := vision.NewViT(b, cfg.Vision, batch, cfg.EmbedDim, cfg.QuickGELU)
+			if err != nil {
+				return nil, nil, err
+			}
+			d, err := t.Dense()
+			return t.SetImages, d, err
+		})
+	}
 	e.texts.build = func(batch int) (*towerGraph[int32], error) {
 		return buildTower(e, batch, func(b *nn.Builder) (func([]int32) error, *G.Node, error) {
 			t, err := text.New(b, cfg.Text, batch, cfg.EmbedDim, cfg.QuickGELU)
@@ -191,7 +202,7 @@ func buildTower[T any](e *Encoder, batch int, tower func(*nn.Builder) (func([]T)
 	if err != nil {
 		return nil, err
 	}
-	g := &towerGraph[T]{batch: batch, load: load, out: make([]float32, batch*e.cfg.EmbedDim)}
+	g := &towerGraph[T]{batch: batch, load: load, out: make([]float32, out.Shape().TotalSize())}
 	if _, err := nn.Tap(out, g.out); err != nil {
 		return nil, err
 	}
@@ -206,6 +217,7 @@ func buildTower[T any](e *Encoder, batch int, tower func(*nn.Builder) (func([]T)
 func (e *Encoder) Close() error {
 	e.images.close()
 	e.texts.close()
+	e.dense.close()
 	return nil
 }
 
@@ -228,6 +240,44 @@ func (e *Encoder) Images(images []float32) ([]float32, error) {
 		return nil, fmt.Errorf("encoder: %d image values are not a whole number of %d-value images", len(images), per)
 	}
 	return run(e, &e.images, images, per)
+}
+
+// PatchEmbeddings returns, for n images given as Images takes them, every patch token after
+// ln_post projected by visual.proj and L2-normalised, as open_clip's dense features: [n,G²,E]
+// with patches row by row over the G×G grid (G is returned). A text embedding's dot product
+// with them maps where in the image the text matches. Only a ViT has patch tokens; a
+// ModifiedResNet is refused.
+func (e *Encoder) PatchEmbeddings(images []float32) ([]float32, int, error) {
+	vc := e.cfg.Vision
+	if vc.Type != "" && vc.Type != vision.TypeViT {
+		return nil, 0, fmt.Errorf("encoder: patch embeddings need a ViT image tower, not model.vision.type %q", vc.Type)
+	}
+	per, grid, E := e.ImageLen(), vc.Grid(), e.cfg.EmbedDim
+	if len(images)%per != 0 {
+		return nil, 0, fmt.Errorf("encoder: %d image values are not a whole number of %d-value images", len(images), per)
+	}
+	n, tokens := len(images)/per, vc.Tokens()
+	out := make([]float32, 0, n*grid*grid*E)
+	for start := 0; start < n; start += e.maxBatch {
+		k := min(e.maxBatch, n-start)
+		g, err := e.dense.get(k, k == e.maxBatch)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := g.load(images[start*per : (start+k)*per]); err != nil {
+			return nil, 0, fmt.Errorf("encoder: %w", err)
+		}
+		g.vm.Reset()
+		if err := g.vm.RunAll(); err != nil {
+			return nil, 0, fmt.Errorf("encoder: run: %w", err)
+		}
+		for r := range k * tokens {
+			if r%tokens != 0 { // the class token is Images' output
+				out = appendNormalized(out, g.out[r*E:(r+1)*E])
+			}
+		}
+	}
+	return out, grid, nil
 }
 
 // Texts embeds texts, tokenized with the CLIP tokenizer at the model's context length (longer

@@ -21,6 +21,8 @@ type ViT struct {
 	batch   int
 	patches []float32 // [batch·Grid², 3·P·P], refilled by SetImages
 	output  *G.Node   // the projected image features [batch, embed]
+	tokens  *G.Node   // every token after ln_post [batch·seq, width], for Dense
+	proj    *G.Node   // visual.proj [width, embed]
 
 	// Patch dropout: kept lists the token rows that go on, per image its class token and
 	// keep patches in ascending order; SetImages redraws them in place (the gather reads the
@@ -103,9 +105,10 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 	if x, err = nn.ClassTokens(x, cls, pos); err != nil {
 		return nil, err
 	}
+	t.proj = proj
 	steps := []func(*G.Node) (*G.Node, error){
 		t.dropPatches, lnPre.Forward, tr.Forward, lnPost.Forward,
-		func(x *G.Node) (*G.Node, error) { return nn.GatherRows(x, cls0) },
+		func(x *G.Node) (*G.Node, error) { t.tokens = x; return nn.GatherRows(x, cls0) },
 		func(x *G.Node) (*G.Node, error) { return nn.MatMul(x, proj, false, false) },
 	}
 	for _, f := range steps {
@@ -119,6 +122,18 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 
 // Output implements Tower.
 func (t *ViT) Output() *G.Node { return t.output }
+
+// Dense adds to the graph the projection of every token after ln_post, open_clip's dense
+// features [batch·Tokens, embed] (each image's class token first, then its patches row by
+// row): compared with a text embedding, the patch rows show where in the image the text
+// matches. Only inference graphs need it, so it is built on request; a tower that drops
+// patches has no full grid to show.
+func (t *ViT) Dense() (*G.Node, error) {
+	if t.kept != nil {
+		return nil, fmt.Errorf("vision: no dense features from a tower that drops patches (a training graph)")
+	}
+	return nn.MatMul(t.tokens, t.proj, false, false)
+}
 
 // dropPatches keeps the rows of t.kept of the token sequences x [B·Tokens, W] (a gather whose
 // gradient reaches the kept tokens alone), or passes x on when the tower drops none.
