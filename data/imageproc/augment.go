@@ -143,35 +143,6 @@ func (a Augment) sampleCrop(w, h int, rng *rand.Rand) image.Rectangle {
 	return image.Rect(left, top, left+cw, top+ch)
 }
 
-// EvalTransform is open_clip's evaluation transform: resize the shortest side to size
-// (bicubic, the long side truncated as torchvision does), centre crop size×size, normalise;
-// written into dst as float32 CHW. It is deterministic.
-func EvalTransform(dst []float32, img image.Image, size int) error {
-	if size <= 0 {
-		return fmt.Errorf("imageproc: eval size %d must be positive", size)
-	}
-	if err := checkShape(dst, img, size); err != nil {
-		return err
-	}
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	nw, nh := size, size
-	if w <= h {
-		nh = int(float64(size) * float64(h) / float64(w))
-	} else {
-		nw = int(float64(size) * float64(w) / float64(h))
-	}
-	top := int(math.RoundToEven(float64(nh-size) / 2))
-	left := int(math.RoundToEven(float64(nw-size) / 2))
-	sx, sy := float64(w)/float64(nw), float64(h)/float64(nh)
-	// Resize-then-crop as one resample: the whole image bounds the filter, the crop only
-	// selects which output pixels are computed.
-	win := window{Bounds: image.Rect(0, 0, w, h), X0: float64(left) * sx, Y0: float64(top) * sy, SX: sx, SY: sy}
-	resampleCHW(dst, img, win, size, false)
-	normalize(dst, size)
-	return nil
-}
-
 // normalize maps [0, 1] CHW planes to (v - mean) / std in place.
 func normalize(dst []float32, size int) {
 	plane := size * size

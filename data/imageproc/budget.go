@@ -129,6 +129,7 @@ func pngCost(b []byte, cfg image.Config, w, h, px, rgba int64) decodeCost {
 // jpegFrame is what jpegCost needs from a JPEG's markers.
 type jpegFrame struct {
 	progressive bool
+	multiScan   bool // some scan codes fewer components than the frame has
 	comps       []jpegComp
 	jfif, adobe bool
 	transform   byte // of the Adobe APP14 segment
@@ -137,58 +138,6 @@ type jpegFrame struct {
 type jpegComp struct {
 	id   byte
 	h, v int64
-}
-
-// jpegCost follows image/jpeg: each component is decoded into a plane of whole 8×8 blocks
-// over whole MCUs; a progressive image also keeps 64 int32 coefficients per block; an RGB,
-// CMYK or YCCK image is then converted into a 4-byte-per-pixel image (converted to RGB in
-// place), a greyscale one copied to RGB, and a YCbCr one returned as is.
-func jpegCost(b []byte, cfg image.Config, w, h int64) decodeCost {
-	fr, ok := scanJPEG(b)
-	n, rgb := 1, false
-	switch cfg.ColorModel {
-	case color.YCbCrModel:
-		n = 3
-	case color.RGBAModel: // DecodeConfig's word for an RGB JPEG
-		n, rgb = 3, true
-	case color.CMYKModel:
-		n = 4
-	}
-	if !ok || len(fr.comps) != n {
-		// Markers this scan cannot follow (the decoder judged the header valid): assume
-		// the worst the decoder allows, every component at full resolution, progressive.
-		fr = jpegFrame{progressive: true}
-		for range n {
-			fr.comps = append(fr.comps, jpegComp{h: 1, v: 1})
-		}
-		w, h = roundUp(w, 32), roundUp(h, 32) // room for any MCU padding
-	}
-	if n == 1 {
-		fr.comps[0].h, fr.comps[0].v = 1, 1 // one component is non-interleaved
-	}
-	h0, v0 := max(fr.comps[0].h, 1), max(fr.comps[0].v, 1)
-	mxx, myy := (w+8*h0-1)/(8*h0), (h+8*v0-1)/(8*v0)
-	var blocks int64
-	for _, c := range fr.comps {
-		blocks = addSat(blocks, mulSat(mulSat(mxx, myy), c.h*c.v))
-	}
-	total := mulSat(blocks, 64) // the planes
-	kind := map[int]string{1: "grey", 3: "YCbCr", 4: "CMYK/YCCK"}[n]
-	if fr.progressive {
-		total = addSat(total, mulSat(blocks, 64*4))
-		kind = "progressive " + kind
-	}
-	px := mulSat(w, h)
-	switch {
-	case n == 1:
-		total = addSat(total, mulSat(px, 4)) // copied to RGB
-	case n == 4:
-		total = addSat(total, mulSat(px, 4)) // CMYK, converted in place
-	case rgb || !fr.jfif && ((fr.adobe && fr.transform == 0) || (fr.comps[0].id == 'R' && fr.comps[1].id == 'G' && fr.comps[2].id == 'B')):
-		total = addSat(total, mulSat(px, 4)) // RGB, as is
-		kind = "RGB"
-	}
-	return decodeCost{total, fmt.Sprintf("%s, %.3g bytes/pixel", kind, float64(total)/float64(max(px, 1)))}
 }
 
 // scanJPEG walks a JPEG's marker segments as image/jpeg does, to the end of the image (an
@@ -244,6 +193,10 @@ func scanJPEG(b []byte) (fr jpegFrame, ok bool) {
 			for c := range nc {
 				hv := seg[6+3*c+1]
 				fr.comps = append(fr.comps, jpegComp{id: seg[6+3*c], h: int64(hv >> 4), v: int64(hv & 0x0f)})
+			}
+		case 0xda: // SOS
+			if len(seg) > 0 && int(seg[0]) < len(fr.comps) {
+				fr.multiScan = true
 			}
 		case 0xe0: // APP0
 			if len(seg) >= 5 && string(seg[:5]) == "JFIF\x00" {

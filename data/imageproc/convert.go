@@ -233,3 +233,20 @@ func over16(c color.Color) (rgb [3]uint8, opaque bool) {
 	r, g, b, a := c.RGBA() // premultiplied, 16-bit
 	return [3]uint8{over16Premul(r, a), over16Premul(g, a), over16Premul(b, a)}, a == 0xffff
 }
+
+// cmykToRGBPIL converts, in place, the CMYK pixels libjpeg delivers for a 4-component JPEG
+// (Adobe's inverted polarity, which PIL assumes for every CMYK JPEG: rawmode "CMYK;I") into
+// opaque RGBA, with the integer formula of PIL's convert("RGB") (Pillow
+// src/libImaging/Convert.c cmyk2rgb: with k the inverted K, each channel is
+// k - k·c/255, the product rounded by MULDIV255).
+func cmykToRGBPIL(pix []byte) {
+	for i := 0; i+3 < len(pix); i += 4 {
+		p := pix[i : i+4 : i+4]
+		nk := int32(p[3]) // 255 - (255 - K)
+		for c := 0; c < 3; c++ {
+			t := (255-int32(p[c]))*nk + 128
+			p[c] = clamp8(nk - ((t>>8)+t)>>8)
+		}
+		p[3] = 0xff
+	}
+}

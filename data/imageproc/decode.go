@@ -6,6 +6,38 @@
 // they cost at the declared depth and layout are checked against Limits before any pixel
 // buffer is allocated, and every failure wraps one of the
 // sentinel errors ErrEmpty, ErrTooLarge, ErrUnsupported or ErrCorrupt.
+//
+// # Inputs as the reference stack sees them
+//
+// A CLIP model's embedding of an image is only comparable with open_clip's when the pixels
+// that reach it are the same: open_clip's preprocess(Image.open(f)) decodes with PIL, that is
+// libjpeg-turbo with its default accurate integer IDCT and "fancy" (triangle-filter) chroma
+// upsampling, and resizes with PIL's fixed-point bicubic filter, rounding to 8 bits after
+// each pass. Go's image/jpeg upsamples chroma by replication and has its own IDCT and colour
+// rounding (pixels differed from PIL's by up to 97 levels on 4:2:0 test JPEGs and 60 on
+// Flickr8k photographs), and the float resampler of the training transform rounds
+// differently; together they moved embeddings of the same file by up to 3e-2 (cosine 0.991).
+//
+// So, in the default (cgo) build, JPEGs are decoded by libjpeg-turbo itself through a small
+// cgo binding (jpeg_libjpeg.go) with the settings PIL uses (Pillow's JpegDecode.c: ISLOW,
+// fancy upsampling, libjpeg's YCbCr->RGB; CMYK read Adobe-inverted and converted with PIL's
+// integer formula), and EvalTransform (evalpil.go) is torchvision's Resize(size, BICUBIC) +
+// CenterCrop(size) computed with PIL's integer arithmetic, then ToTensor and Normalize in
+// float32. Both match PIL 9.4 / torchvision 0.14 exactly (0 levels) on JPEGs of every layout
+// PIL writes and on Flickr8k photographs (TestMatchesPIL, against
+// scripts/peers/pil_preprocess.py). A binding rather than a pure-Go port: reproducing
+// libjpeg's IDCT, upsampling and colour conversion bit for bit in Go would be a second JPEG
+// decoder to keep, and the library PIL links is the definition of the target; no Go module
+// wrapping libjpeg-turbo is both served by the module proxy and kept up; the project links
+// OpenBLAS through cgo already, and Debian ships the library (libjpeg62-turbo-dev). The
+// purego build keeps image/jpeg and is not PIL-exact.
+//
+// Known differences that remain: a CMYK JPEG is converted to RGB when decoded, while open_clip
+// resizes it in CMYK and converts after the crop (1 level measured); translucent PNG/WebP/GIF
+// pixels are composited over white (img2dataset's choice) where open_clip's convert("RGB")
+// drops alpha; scan data cut short by a marker is refused where PIL fills it with grey; the
+// eval transform reads the decoded original only when prepare kept it (resize mode "no"):
+// a dataset resized at prepare time was resized by img2dataset's filters first.
 package imageproc
 
 import (
@@ -38,9 +70,10 @@ type Limits struct {
 
 // DefaultLimits accepts photographs up to 50 megapixels (PIL's decompression-bomb threshold is
 // 89 M) and holds a decode worker to 200 MiB of pixels: a 50-megapixel 8-bit RGB(A) PNG or
-// baseline colour (YCbCr) JPEG fits, while costlier layouts fit at fewer pixels: greyscale or
-// paletted ~42 M, progressive 4:2:0 JPEG ~28 M, 16-bit RGB(A) PNG or CMYK JPEG ~26 M,
-// progressive 4:4:4 JPEG ~14 M.
+// baseline JPEG (colour, CMYK or grey) fits, while costlier layouts fit at fewer pixels:
+// greyscale or paletted PNG ~42 M, progressive 4:2:0 JPEG ~29 M, 16-bit RGB(A) PNG ~26 M,
+// progressive 4:4:4 JPEG ~20 M (the cgo build's libjpeg; the purego build's image/jpeg needs
+// more for progressive JPEGs).
 var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 50_000_000, MaxSide: 32768, MaxDecodeBytes: 200 << 20}
 
 func (l Limits) orDefault() Limits {
@@ -71,19 +104,24 @@ type Info struct {
 type format struct {
 	name   string
 	magic  func([]byte) bool
-	config func(io.Reader) (image.Config, error)
-	decode func(io.Reader) (image.Image, error)
+	config func([]byte) (image.Config, error)
+	decode func(io.Reader) (image.Image, error) // nil for JPEG, which decodeJPEG decodes
+}
+
+// fromReader adapts an image/* header reader to the formats table.
+func fromReader(f func(io.Reader) (image.Config, error)) func([]byte) (image.Config, error) {
+	return func(b []byte) (image.Config, error) { return f(bytes.NewReader(b)) }
 }
 
 // formats is a fixed table rather than image.RegisterFormat's global registry, so that another
 // package registering, say, TIFF cannot widen what Decode accepts.
 var formats = []format{
-	{"jpeg", prefix("\xff\xd8"), jpeg.DecodeConfig, jpeg.Decode},
-	{"png", prefix("\x89PNG\r\n\x1a\n"), png.DecodeConfig, png.Decode},
-	{"gif", prefix("GIF87a", "GIF89a"), gif.DecodeConfig, gif.Decode}, // Decode stops after the first frame
+	{"jpeg", prefix("\xff\xd8"), jpegConfig, nil},
+	{"png", prefix("\x89PNG\r\n\x1a\n"), fromReader(png.DecodeConfig), png.Decode},
+	{"gif", prefix("GIF87a", "GIF89a"), fromReader(gif.DecodeConfig), gif.Decode}, // Decode stops after the first frame
 	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" },
-		webp.DecodeConfig, webp.Decode},
-	{"bmp", prefix("BM"), bmp.DecodeConfig, bmp.Decode},
+		fromReader(webp.DecodeConfig), webp.Decode},
+	{"bmp", prefix("BM"), fromReader(bmp.DecodeConfig), bmp.Decode},
 }
 
 // prefix returns a matcher for bytes that start with any of the signatures.
@@ -126,9 +164,9 @@ func sanitize(b []byte) string {
 
 // Decode decodes one image of untrusted bytes into opaque 8-bit RGB.
 //
-// The result is an *image.YCbCr for an ordinary JPEG (the decoder's own output: converting it
-// would cost time and memory and lose nothing) and an *image.RGBA with every alpha 255 for
-// everything else; both have Bounds().Min = (0, 0). Grey, 16-bit, paletted and CMYK/YCCK
+// The result is an *image.Gray for a greyscale JPEG and an *image.RGBA with every alpha 255
+// for everything else (an *image.YCbCr for an ordinary JPEG in the purego build); all have
+// Bounds().Min = (0, 0). JPEGs are decoded as PIL decodes them (see the package doc). Grey, 16-bit, paletted and CMYK/YCCK
 // inputs are converted; translucent pixels are composited over white, as img2dataset does
 // (transparent logos and icons are drawn for light backgrounds; black would turn dark line art
 // invisible). A GIF yields its first frame.
@@ -166,7 +204,7 @@ func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 		}
 	}()
 
-	cfg, err := f.config(bytes.NewReader(b))
+	cfg, err := f.config(b)
 	if err != nil {
 		return nil, info, classify(f.name, "header", err)
 	}
@@ -186,6 +224,14 @@ func Decode(b []byte, lim Limits) (img image.Image, info Info, err error) {
 			ErrTooLarge, f.name, w, h, cost.layout, mib(cost.bytes), mib(lim.MaxDecodeBytes))
 	}
 
+	if f.decode == nil { // JPEG: decoded as PIL decodes it, straight into its result type
+		img, info.Model, err = decodeJPEG(b, cfg, lim.MaxDecodeBytes)
+		if err != nil {
+			return nil, info, err
+		}
+		info.Width, info.Height = w, h
+		return img, info, nil
+	}
 	raw, err := f.decode(bytes.NewReader(b))
 	if err != nil {
 		return nil, info, classify(f.name, "data", err)
@@ -213,6 +259,8 @@ func classify(format, part string, err error) error {
 		pngUnsup  png.UnsupportedError
 	)
 	switch {
+	case Reason(err) != "other": // already classified (the JPEG header reader does that)
+		return err
 	case errors.As(err, &jpegUnsup), errors.As(err, &pngUnsup), errors.Is(err, bmp.ErrUnsupported):
 		return fmt.Errorf("%w: %s %s: %w", ErrUnsupported, format, part, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -94,8 +94,12 @@ func TestDecodeColourModels(t *testing.T) {
 				if tc.model != "ycbcr" {
 					t.Errorf("%T for model %s", m, tc.model)
 				}
+			case *image.Gray:
+				if tc.model != "gray" {
+					t.Errorf("%T for model %s", m, tc.model)
+				}
 			default:
-				t.Fatalf("result type %T, want *image.RGBA or *image.YCbCr", img)
+				t.Fatalf("result type %T, want *image.RGBA, *image.Gray or *image.YCbCr", img)
 			}
 			if b := img.Bounds(); b.Min != (image.Point{}) || b.Dx() != info.Width || b.Dy() != info.Height {
 				t.Errorf("bounds %v, info %dx%d", b, info.Width, info.Height)
@@ -254,7 +258,7 @@ func FuzzDecode(f *testing.F) {
 			if !m.Opaque() {
 				t.Fatal("not opaque")
 			}
-		case *image.YCbCr:
+		case *image.YCbCr, *image.Gray:
 		default:
 			t.Fatalf("type %T", img)
 		}
