@@ -63,7 +63,24 @@ type Outputs struct {
 
 // New builds the model for batches of batch pairs, initialising parameters from seed as the
 // reference does, trained by the loss cfg.Loss names.
-func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, batch, seed, nil) }
+func New(cfg Config, batch int, seed int64, opts ...Option) (*Model, error) {
+	return build(cfg, batch, seed, nil, opts)
+}
+
+// Option changes how New and NewDataParallel build a model.
+type Option func(*buildOptions)
+
+type buildOptions struct {
+	locked func(name string) bool
+}
+
+// WithLocked locks the parameters and buffers whose names locked accepts (nn.Builder.Lock)
+// before the backward pass is built: they get no gradient buffer and no gradient computation,
+// and a locked batch norm buffer freezes its batch norm (fine-tuning: open_clip's
+// lock_image_tower / lock_text_tower).
+func WithLocked(locked func(name string) bool) Option {
+	return func(o *buildOptions) { o.locked = locked }
+}
 
 // NewDataParallel builds one rank's model of a data-parallel job over c: each rank feeds its
 // own batch of batch pairs; the L2-normalised features are all-gathered so that the loss
@@ -71,14 +88,18 @@ func New(cfg Config, batch int, seed int64) (*Model, error) { return build(cfg, 
 // (for CLIP, open_clip's --gather-with-grad --local-loss). The mean over ranks of the gradients is then
 // the gradient of one process with the whole batch. Parameters start as New's; the caller
 // still averages gradients across ranks (the towers' gradients stay local).
-func NewDataParallel(cfg Config, batch int, seed int64, c Collective) (*Model, error) {
+func NewDataParallel(cfg Config, batch int, seed int64, c Collective, opts ...Option) (*Model, error) {
 	if c == nil || c.Size() < 1 || c.Rank() < 0 || c.Rank() >= c.Size() {
 		return nil, fmt.Errorf("fusion: data parallel needs a collective with a rank in its world")
 	}
-	return build(cfg, batch, seed, NewGroup(c))
+	return build(cfg, batch, seed, NewGroup(c), opts)
 }
 
-func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
+func build(cfg Config, batch int, seed int64, group *Group, opts []Option) (*Model, error) {
+	var o buildOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -158,6 +179,11 @@ func build(cfg Config, batch int, seed int64, group *Group) (*Model, error) {
 		return nil, err
 	}
 	forward := b.G.SubgraphRoots(append(taps, loss)...)
+	if o.locked != nil {
+		if _, err := b.Lock(o.locked); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.Backward(loss); err != nil {
 		return nil, err
 	}

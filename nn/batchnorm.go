@@ -28,6 +28,10 @@ type BatchStats struct {
 	// Training is read at each run: true normalises with the batch's statistics and folds
 	// them into the running ones; false (or nil) normalises with the running statistics.
 	Training *bool
+	// Frozen keeps evaluation's behaviour in training too: the running statistics normalise
+	// and are never updated (torchvision's FrozenBatchNorm2d, which open_clip's
+	// freeze_bn_stats swaps in). Builder.Lock sets it when it locks the statistics.
+	Frozen bool
 }
 
 // BatchNorm normalises each column (channel) of x [N, C] as torch's BatchNorm2d (or 1d) does
@@ -132,7 +136,7 @@ func (s *bnState[T]) colSums(width int, f func(acc []float64, lo, hi int)) []flo
 
 func (s *bnState[T]) forward(y, x, gamma, beta []T) {
 	n, c := s.n, s.c
-	s.training = s.st.Training != nil && *s.st.Training
+	s.training = !s.st.Frozen && s.st.Training != nil && *s.st.Training
 	if s.training {
 		sum := s.colSums(1, func(acc []float64, lo, hi int) {
 			for r := lo; r < hi; r++ {
@@ -252,6 +256,10 @@ func (b *Builder) NewBatchNorm2D(prefix string, c int, gain Init) (*BatchNorm2D,
 	}
 	if bn.Stats.Count, err = b.Buffer(prefix+".num_batches_tracked", nil, Zeros); err != nil {
 		return nil, err
+	}
+	for _, name := range []string{".running_mean", ".running_var", ".num_batches_tracked"} {
+		p, _ := b.Lookup(prefix + name)
+		b.stats[p] = &bn.Stats
 	}
 	return bn, nil
 }

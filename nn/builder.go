@@ -66,8 +66,10 @@ type Builder struct {
 	val64  [][]float64
 	grad64 [][]float64
 
-	shared   map[string]*Param // frozen: the weights every graph of the set reads
-	training *bool             // ops that behave differently in training (batch norm) read it
+	shared   map[string]*Param      // frozen: the weights every graph of the set reads
+	training *bool                  // ops that behave differently in training (batch norm) read it
+	stats    map[*Param]*BatchStats // batch norms by their buffers, for Lock
+	backward bool                   // Backward has run: Lock would come too late
 }
 
 // NewBuilder starts a graph of the given dtype (tensor.Float32 or tensor.Float64) whose
@@ -77,7 +79,7 @@ func NewBuilder(dtype tensor.Dtype, seed int64) (*Builder, error) {
 		return nil, fmt.Errorf("nn: dtype %v, want float32 or float64", dtype)
 	}
 	return &Builder{G: G.NewGraph(), dtype: dtype, rng: rand.New(rand.NewPCG(uint64(seed), 0x636c6970)),
-		byName: map[string]int{}, training: new(bool)}, nil
+		byName: map[string]int{}, training: new(bool), stats: map[*Param]*BatchStats{}}, nil
 }
 
 // NewFrozenBuilder starts a float32 graph for forward passes only (inference) whose parameters
@@ -86,7 +88,8 @@ func NewBuilder(dtype tensor.Dtype, seed int64) (*Builder, error) {
 // without a gradient buffer (the caller loads the values before the first run). Backward is
 // refused, and Training stays false.
 func NewFrozenBuilder(weights map[string]*Param) *Builder {
-	return &Builder{G: G.NewGraph(), dtype: tensor.Float32, byName: map[string]int{}, shared: weights, training: new(bool)}
+	return &Builder{G: G.NewGraph(), dtype: tensor.Float32, byName: map[string]int{}, shared: weights, training: new(bool),
+		stats: map[*Param]*BatchStats{}}
 }
 
 // Frozen reports whether b builds forward-only graphs over shared weights.
@@ -199,19 +202,50 @@ func (b *Builder) Value64(i int) []float64 { return b.val64[i] }
 // Grad64 returns the float64 gradient buffer of parameter i of a float64 graph.
 func (b *Builder) Grad64(i int) []float64 { return b.grad64[i] }
 
-// Backward adds the gradient of cost (a scalar) with respect to every parameter, each stored
+// Lock locks every parameter and buffer whose name locked accepts (Param.Locked): it drops
+// their gradient buffers, and Backward, which must come after, builds no gradient for them,
+// so that a tower locked from its input up has no backward pass at all (gorgonia
+// differentiates only what lies between the cost and the parameters asked for). A locked batch
+// norm buffer freezes its batch norm (BatchStats.Frozen). It returns the number of tensors
+// locked.
+func (b *Builder) Lock(locked func(name string) bool) (int, error) {
+	if b.backward {
+		return 0, fmt.Errorf("nn: lock after the backward pass was built: it would still compute their gradients")
+	}
+	n := 0
+	for i, p := range b.params {
+		if p.Locked || !locked(p.Name) {
+			continue
+		}
+		p.Locked, p.Grad = true, nil
+		if b.dtype == tensor.Float64 {
+			b.grad64[i] = nil
+		}
+		if st := b.stats[p]; st != nil {
+			st.Frozen = true
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Backward adds the gradient of cost (a scalar) with respect to every parameter not locked, each stored
 // into its Param.Grad (Grad64 for float64 graphs) when the graph runs.
 func (b *Builder) Backward(cost *G.Node) error {
 	if b.Frozen() {
 		return fmt.Errorf("nn: gradient: a frozen builder makes forward-only graphs")
 	}
-	var learned []int // indices of the parameters that are graph nodes
+	b.backward = true
+	var learned []int // indices of the parameters that are graph nodes and not locked
 	var nodes G.Nodes
 	for i, n := range b.nodes {
-		if n != nil {
+		if n != nil && !b.params[i].Locked {
 			learned = append(learned, i)
 			nodes = append(nodes, n)
 		}
+	}
+	if len(nodes) == 0 { // everything locked: a forward pass alone
+		return nil
 	}
 	grads, err := G.Grad(cost, nodes...)
 	if err != nil {

@@ -20,6 +20,12 @@ type Param struct {
 	// Buffer marks state that ops update themselves (batch norm's running statistics), not the
 	// optimiser: its gradient stays zero and it never decays, so AdamW leaves it as it is.
 	Buffer bool
+	// Locked marks a tensor that training leaves as it is (torch's requires_grad=False, as
+	// open_clip's lock_image_tower sets it): it has no gradient buffer (Grad is nil), the
+	// backward pass computes nothing for it, and optimisers neither keep state for it nor
+	// update it. A locked Buffer (batch norm's running statistics) also stops updating: the op
+	// normalises with it as in evaluation. Builder.Lock sets it before the backward pass.
+	Locked bool
 }
 
 // Size returns the number of elements, the product of Shape (1 for a scalar).

@@ -69,26 +69,35 @@ type AdamW struct {
 
 	params []*nn.Param
 	m, v   [][]float32 // first and second moments, one buffer per param, len == Size()
+	scale  []float64   // per param, its learning rate over the step's (SetLRScales)
 	step   int64
 	chunks []chunk
 	k      coeffs         // this step's scalars, shared read-only by the workers
+	pk     []paramCoeffs  // this step's scalars that depend on the param's learning rate
 	next   atomic.Int64   // index of the next chunk to update
 	wg     sync.WaitGroup // the workers of the current step
 }
 
 // NewAdamW returns an optimiser over params with zero moments at step 0. Names must be unique
 // and non-empty (they key the checkpoint state), and Value and Grad must both hold Size()
-// elements.
+// elements. Locked params (nn.Param.Locked) are left out: no moments, no update, nothing in
+// State.
 func NewAdamW(params []*nn.Param, cfg AdamWConfig) (*AdamW, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := &AdamW{Config: cfg, Workers: runtime.GOMAXPROCS(0), params: params}
+	o := &AdamW{Config: cfg, Workers: runtime.GOMAXPROCS(0)}
 	seen := make(map[string]bool, len(params))
 	for i, p := range params {
 		if p == nil {
 			return nil, fmt.Errorf("adamw: param %d is nil", i)
 		}
+		if p.Locked {
+			continue
+		}
+		j := len(o.params) // p's index among the updated params
+		o.params = append(o.params, p)
+		o.scale = append(o.scale, 1)
 		if p.Name == "" {
 			return nil, fmt.Errorf("adamw: param %d has no name", i)
 		}
@@ -103,11 +112,36 @@ func NewAdamW(params []*nn.Param, cfg AdamWConfig) (*AdamW, error) {
 		o.m = append(o.m, make([]float32, n))
 		o.v = append(o.v, make([]float32, n))
 		for lo := 0; lo < n; lo += ChunkSize {
-			o.chunks = append(o.chunks, chunk{p: i, lo: lo, hi: min(lo+ChunkSize, n)})
+			o.chunks = append(o.chunks, chunk{p: j, lo: lo, hi: min(lo+ChunkSize, n)})
 		}
 	}
+	o.pk = make([]paramCoeffs, len(o.params))
 	return o, nil
 }
+
+// SetLRScales gives the params named in scales a learning rate of the step's times their
+// scale (open_clip's param-group lr_scale, as layer-wise learning-rate decay sets it); the
+// others keep 1. Each scale must be finite and non-negative, and each name an updated param.
+func (o *AdamW) SetLRScales(scales map[string]float64) error {
+	idx := make(map[string]int, len(o.params))
+	for i, p := range o.params {
+		idx[p.Name] = i
+	}
+	for name, s := range scales {
+		i, ok := idx[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("adamw: learning-rate scale for %q, which is no param this optimiser updates (locked, or none of that name)", name)
+		case !(s >= 0) || math.IsInf(s, 1):
+			return fmt.Errorf("adamw: learning-rate scale %v of %q must be non-negative and finite", s, name)
+		}
+		o.scale[i] = s
+	}
+	return nil
+}
+
+// LRScale returns the learning-rate scale of param i of Params.
+func (o *AdamW) LRScale(i int) float64 { return o.scale[i] }
 
 func checkBuffers(p *nn.Param) error {
 	n := p.Size()
@@ -129,15 +163,19 @@ func (o *AdamW) Steps() int64 { return o.step }
 
 // coeffs are one step's scalars, rounded to float32 where torch's kernels round them.
 type coeffs struct {
-	decay          float32 // 1 - lr·wd
 	b1, c1, b2, c2 float32 // β1, 1-β1, β2, 1-β2
 	bc2sqrt        float32 // sqrt(1 - β2^t)
-	negStep        float32 // -lr / (1 - β1^t)
 	eps            float32
 }
 
-// Step applies one AdamW update with learning rate lr to every parameter, reading Grad and
-// writing Value:
+// paramCoeffs are one step's scalars that follow a param's own learning rate lr·scale.
+type paramCoeffs struct {
+	decay   float32 // 1 - lr·wd
+	negStep float32 // -lr / (1 - β1^t)
+}
+
+// Step applies one AdamW update with learning rate lr (times the param's scale, SetLRScales)
+// to every parameter, reading Grad and writing Value:
 //
 //	p ← p·(1 − lr·wd)                      (Decay params only)
 //	m ← β1·m + (1−β1)·g
@@ -162,14 +200,16 @@ func (o *AdamW) Step(lr float64) error {
 	bc1 := 1 - math.Pow(c.Beta1, t)
 	bc2 := 1 - math.Pow(c.Beta2, t)
 	o.k = coeffs{
-		decay:   float32(1 - lr*c.WeightDecay),
 		b1:      float32(c.Beta1),
 		c1:      float32(1 - c.Beta1),
 		b2:      float32(c.Beta2),
 		c2:      float32(1 - c.Beta2),
 		bc2sqrt: float32(math.Sqrt(bc2)),
-		negStep: float32(-(lr / bc1)),
 		eps:     float32(c.Eps),
+	}
+	for i, s := range o.scale {
+		plr := lr * s // lr itself at scale 1, as torch's param group has it
+		o.pk[i] = paramCoeffs{decay: float32(1 - plr*c.WeightDecay), negStep: float32(-(plr / bc1))}
 	}
 	workers := min(max(o.Workers, 1), len(o.chunks))
 	if workers <= 1 {
@@ -202,7 +242,7 @@ func (o *AdamW) work() {
 
 // update runs the fused kernel over one chunk.
 func (o *AdamW) update(ch chunk) {
-	k := &o.k
+	k, pk := &o.k, o.pk[ch.p]
 	p := o.params[ch.p]
 	val := p.Value[ch.lo:ch.hi]
 	grad := p.Grad[ch.lo:ch.hi]
@@ -213,7 +253,7 @@ func (o *AdamW) update(ch chunk) {
 	grad = grad[:len(val)]
 	decay := float32(1)
 	if p.Decay {
-		decay = k.decay
+		decay = pk.decay
 	}
 	for i, x := range val {
 		g := grad[i]
@@ -229,7 +269,7 @@ func (o *AdamW) update(ch chunk) {
 		den := float32(math.Sqrt(float64(vi)))/k.bc2sqrt + k.eps
 		// The explicit conversions round each product, so that Go (which may fuse a
 		// multiply-add, e.g. with GOAMD64=v3) computes torch's two separate kernels.
-		val[i] = float32(x*decay) + float32(k.negStep*mi)/den
+		val[i] = float32(x*decay) + float32(pk.negStep*mi)/den
 		m[i], v[i] = mi, vi
 	}
 }

@@ -94,6 +94,17 @@ type LoopConfig struct {
 	// EarlyStop keeps the best validation's model and ends the run when validation stops
 	// improving (see early.go); off unless set.
 	EarlyStop EarlyStopConfig `yaml:"early_stop,omitempty"`
+	// Fine-tuning, named after open_clip's flags (see lock.go): lock a tower but its top N
+	// layer groups, freeze the locked batch norms (or not the locked layer norms), and scale
+	// each layer group's learning rate by decay^(depth from the head).
+	LockImage               bool    `yaml:"lock_image,omitempty"`
+	LockImageUnlockedGroups int     `yaml:"lock_image_unlocked_groups,omitempty"`
+	LockImageFreezeBNStats  bool    `yaml:"lock_image_freeze_bn_stats,omitempty"`
+	LockText                bool    `yaml:"lock_text,omitempty"`
+	LockTextUnlockedLayers  int     `yaml:"lock_text_unlocked_layers,omitempty"`
+	LockTextFreezeLayerNorm bool    `yaml:"lock_text_freeze_layer_norm,omitempty"`
+	ImageLayerDecay         float64 `yaml:"image_layer_decay,omitempty"`
+	TextLayerDecay          float64 `yaml:"text_layer_decay,omitempty"`
 }
 
 // DefaultConfig returns the defaults a recipe starts from: the reference's optimiser
@@ -270,6 +281,9 @@ func (c Config) Validate() error {
 		return errors.New("the run's length is missing: give train.steps (optimiser steps) or train.epochs (passes over the training split)")
 	}
 	if err := c.validateAugment(); err != nil {
+		return err
+	}
+	if err := t.validateFineTune(); err != nil {
 		return err
 	}
 	return t.EarlyStop.validate(c.Data.Val != "")

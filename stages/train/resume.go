@@ -58,6 +58,8 @@ var exactKeys = []string{
 	"train.lr", "train.warmup", "train.weight_decay", "train.beta1", "train.beta2", "train.eps", "train.grad_clip",
 }
 
+func init() { exactKeys = append(exactKeys, fineTuneKeys...) }
+
 // change is one config key that differs between a run's recorded config and a resume's.
 type change struct{ key, old, new string }
 

@@ -391,9 +391,9 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 
 	local := cfg.Train.BatchSize / world
 	if world == 1 {
-		t.model, err = fusion.New(cfg.Model, local, cfg.Train.Seed)
+		t.model, err = fusion.New(cfg.Model, local, cfg.Train.Seed, t.modelOptions()...)
 	} else {
-		t.model, err = fusion.NewDataParallel(cfg.Model, local, cfg.Train.Seed, t.comm)
+		t.model, err = fusion.NewDataParallel(cfg.Model, local, cfg.Train.Seed, t.comm, t.modelOptions()...)
 	}
 	if err != nil {
 		return t, err
@@ -407,6 +407,9 @@ func newTrainer(ctx context.Context, opts Options, log *slog.Logger) (*trainer, 
 	}
 	if t.opt, err = optim.NewAdamW(t.params, optim.AdamWConfig{Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2,
 		Eps: cfg.Train.Eps, WeightDecay: cfg.Train.WeightDecay}); err != nil {
+		return t, err
+	}
+	if err := t.applyFineTune(); err != nil {
 		return t, err
 	}
 	t.sched = optim.Cosine{Base: cfg.Train.LR, Warmup: int(cfg.Train.Warmup), Steps: int(cfg.Train.Steps)}
@@ -499,6 +502,9 @@ func (t *trainer) restore() ([]checkpoint.StreamPos, error) {
 	meta, state, err := checkpoint.Load(path, t.params)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if t.opts.AllowChanges { // the locks may have changed: the optimiser's params with them
+		state = adaptOptimizerState(state, t.opt.Params())
 	}
 	if err := t.opt.LoadState(state); err != nil {
 		return nil, fmt.Errorf("resume %s: optimiser state: %w", path, err)
