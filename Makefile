@@ -96,7 +96,7 @@ ann-bench: deps ## the IVF index at scale: 1M clustered vectors of dim 512 (ANN_
 
 .PHONY: scale
 SCALE_SIZES ?= 10000 200000
-scale: build ## peak RSS of prepare, pretrain (20 steps), embed and retrieval at SCALE_SIZES synthetic pairs (default 10,000 and 200,000; ~15 min on 2 idle cores); fails if prepare, pretrain or embed differ by over 10%
+scale: build ## peak RSS of prepare, pretrain (20 steps), embed and retrieval at SCALE_SIZES synthetic pairs (default 10,000 and 200,000; ~20 min on 2 idle cores, most of it embedding 190,000 images); fails if prepare, pretrain or embed differ by over 10%
 	@internal/sysdeps/ensure.sh time
 	SIZES="$(SCALE_SIZES)" OUT=$(OUT)/scale BIN=$(BIN) scripts/scale.sh
 

@@ -7,7 +7,7 @@
 # other or the script exits 1; retrieval is reported but not checked (its val split grows with N:
 # 5% of the pairs).
 #
-#   scripts/scale.sh                  # 10,000 and 200,000 pairs (make scale; ~15 min on 2 cores)
+#   scripts/scale.sh                  # 10,000 and 200,000 pairs (make scale; ~20 min on 2 idle cores)
 #   SIZES="2000 20000" scripts/scale.sh
 #
 # Needs bin/clipgo (make build) and GNU time (/usr/bin/time, Debian package time); run from the
