@@ -153,12 +153,18 @@ func (l *Loader) Config() Config { return l.cfg }
 // Batch.Position saved in a checkpoint, to resume). The caller must read it to io.EOF or
 // call Close.
 func (l *Loader) Epoch(ctx context.Context, epoch int, start int64) *Epoch {
+	cfg := l.cfg
+	return l.stream(ctx, epoch, func(ctx context.Context, emit func(item) error) error {
+		return readEpoch(ctx, cfg, epoch, start, emit)
+	})
+}
+
+// stream runs the pipeline of one epoch over the records read emits.
+func (l *Loader) stream(ctx context.Context, epoch int, read func(context.Context, func(item) error) error) *Epoch {
 	e := &Epoch{l: l, epoch: epoch, skips: newSkipCounter()}
 	p := pipeline.New(ctx)
 	cfg := l.cfg
-	recs := pipeline.Source(p, "read", func(ctx context.Context, emit func(item) error) error {
-		return readEpoch(ctx, cfg, epoch, start, emit)
-	})
+	recs := pipeline.Source(p, "read", read)
 	imgs := pipeline.Map(p, "decode", recs, pipeline.Options{Workers: cfg.DecodeWorkers},
 		func(_ context.Context, it item) (*sample, error) { return e.decode(it) })
 	toks := pipeline.Map(p, "tokenize", imgs, pipeline.Options{Workers: cfg.TokenizeWorkers},
