@@ -105,6 +105,9 @@ func TestPreparePartsEqualOneProcess(t *testing.T) {
 		valCount int
 	}{{"3 parts", 3, 0}, {"2 parts, --val-count 17", 2, 17}, {"4 parts", 4, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.n != 3 {
+				t.Skip("-short: the 3-part case alone (the race run)")
+			}
 			cfg := stagetest.PrepareConfig(filepath.Join(t.TempDir(), "one"))
 			cfg.Source, cfg.Seed, cfg.ValCount = "synthetic", 3, tc.valCount
 			cfg.Synthetic.N, cfg.Synthetic.ZeroShotN = 120, 12
