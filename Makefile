@@ -54,7 +54,7 @@ $(ONNX_PEER)/node_modules/.package-lock.json: $(ONNX_PEER)/package-lock.json $(O
 	@command -v npm >/dev/null || { echo "clipgo: npm is needed for onnxruntime-node (install Node.js >= 20 with npm)" >&2; exit 1; }
 	cd $(ONNX_PEER) && npm ci --onnxruntime-node-install=skip --no-audit --no-fund
 
-onnx-check: onnx-deps ## clipgo export's ONNX graphs of a full-size ViT-B/32 (random weights) against clipgo's encoder under onnxruntime (~1.5 min; make test runs the tiny models)
+onnx-check: onnx-deps ## clipgo export's ONNX graphs of full-size ViT-B/32 and RN50 layouts (random weights) against clipgo's encoder under onnxruntime (~2 min; make test runs the tiny models)
 	@internal/sysdeps/ensure.sh python3-onnx
 	CLIPGO_ONNX_LARGE=1 $(GO) test -count=1 -v -run 'ONNXChecker|ONNXRuntime' -timeout 20m ./fusion/onnx/
 

@@ -16,7 +16,7 @@ func newExportCmd() *cobra.Command {
 		Short: "write a model's image and text encoders as ONNX graphs for serving",
 		Long: `export reads a model as zeroshot and embed do (a checkpoint, a run directory's latest, an open_clip
 or OpenAI state dict, a Hugging Face CLIPModel) and writes DIR/image_encoder.onnx
-and DIR/text_encoder.onnx (ONNX IR 8, opset 17; ViT image towers only):
+and DIR/text_encoder.onnx (ONNX IR 8, opset 17; ViT or ModifiedResNet image towers):
   image_encoder.onnx  pixel_values float32 [batch, 3, S, S], CLIP-normalised as clipgo's encoder
                       takes them -> image_embeds float32 [batch, E]
   text_encoder.onnx   input_ids int64 [batch, context], the CLIP tokenizer's ids (clipgo tokenize)

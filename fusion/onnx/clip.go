@@ -4,14 +4,18 @@
 // [batch, context] to the same, exactly what fusion.Encoder's Images and Tokens return.
 //
 // It lives under fusion because fusion is the package that composes the towers and owns their
-// Config: walking a model's structure means knowing vision's ViT and text's Transformer block
-// by block (the patch embedding, class token, pre-LN blocks with a fused in_proj, ln_post on
-// the class token, EOT pooling at the argmax id, the projections), which fusion already depends
-// on, while nn stays a generic layer library that knows nothing of CLIP and no stage imports
-// another stage's model code. The graph follows the Go towers step for step (vision/vit.go,
-// text/transformer.go, nn/layers.go), with open_clip's state-dict names on the weights; a
-// test runs both on the same inputs through onnxruntime. The protobuf writer (proto.go,
-// graph.go) is the package's own, see proto.go for why.
+// Config: walking a model's structure means knowing vision's ViT and ModifiedResNet and text's
+// Transformer block by block (the patch embedding, class token, pre-LN blocks with a fused
+// in_proj, ln_post on the class token; the ResNet's stem, anti-aliased Bottlenecks and
+// attention pool; EOT pooling at the argmax id; the projections), all of which fusion already
+// depends on. nn stays a generic layer library that knows nothing of CLIP; vision and text stay
+// free of a serialisation format (writing the graphs there would spread the writer over three
+// packages for two towers); and the export stage (stages/export) only reads a checkpoint and
+// writes the files, so this code is tested against fusion.Encoder without any stage. The graph
+// follows the Go towers step for step (vision/vit.go, vision/resnet.go, text/transformer.go,
+// nn/layers.go), with open_clip's state-dict names on the weights; a test runs both on the same
+// inputs through onnxruntime. The protobuf writer (proto.go, graph.go) is the package's own;
+// proto.go says why.
 package onnx
 
 import (
@@ -64,18 +68,14 @@ func (w weights) add(g *Graph, name string) (string, error) {
 }
 
 // ImageEncoder returns the image tower of the model cfg describes, with params (every tensor
-// of fusion.WeightsOf(cfg)), as a graph from ImageInput to ImageOutput. Only ViT towers are
-// written: a ModifiedResNet is refused.
+// of fusion.WeightsOf(cfg)), as a graph from ImageInput to ImageOutput: a ViT, or a
+// ModifiedResNet with its batch norms on their running statistics (as clipgo evaluates).
 func ImageEncoder(cfg fusion.Config, params []*nn.Param, producerVersion string) (*Graph, error) {
-	if cfg.Vision.Type == vision.TypeResNet {
-		return nil, fmt.Errorf("onnx: the image tower of a %s model is a ModifiedResNet; only ViT towers can be exported to ONNX so far", fusion.Describe(cfg))
-	}
 	w, err := weightsOf(cfg, params)
 	if err != nil {
 		return nil, err
 	}
-	v := cfg.Vision
-	s, p, grid, width, tokens := int64(v.ImageSize), int64(v.PatchSize), int64(v.Grid()), int64(v.Width), int64(v.Tokens())
+	s := int64(cfg.Vision.ImageSize)
 	g := NewGraph("clipgo_image_encoder", fmt.Sprintf("clipgo image encoder, %s: CLIP-normalised images [batch, 3, %d, %d] to L2-normalised embeddings [batch, %d]",
 		fusion.Describe(cfg), s, s, cfg.EmbedDim), producerVersion)
 	b := &builder{g: g, w: w}
@@ -83,6 +83,25 @@ func ImageEncoder(cfg fusion.Config, params []*nn.Param, producerVersion string)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Vision.Type == vision.TypeResNet {
+		x = b.resnet(x, cfg.Vision)
+	} else {
+		x = b.vit(x, cfg)
+	}
+	x = b.normalize(x)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if err := g.Output(x, ImageOutput, Float32, Dim{Param: BatchDim}, Dim{Value: int64(cfg.EmbedDim)}); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// vit is vision.ViT (inference: every patch kept) on images x [B, 3, S, S]: [B, E].
+func (b *builder) vit(x string, cfg fusion.Config) string {
+	g, v := b.g, cfg.Vision
+	p, grid, width, tokens := int64(v.PatchSize), int64(v.Grid()), int64(v.Width), int64(v.Tokens())
 	// conv1 (no bias): [B, W, G, G] → tokens [B, G², W].
 	x = g.Op("Conv", []string{x, b.weight("visual.conv1.weight")}, AttrInts("kernel_shape", p, p), AttrInts("strides", p, p))
 	x = g.Op("Reshape", []string{x, g.Ints(0, width, grid*grid)})
@@ -103,15 +122,88 @@ func ImageEncoder(cfg fusion.Config, params []*nn.Param, producerVersion string)
 	x = g.Op("Reshape", []string{x, g.Ints(-1, tokens, width)})
 	x = g.Op("Gather", []string{x, g.Index(0)}, AttrInt("axis", 1))
 	x = b.layerNorm(x, "visual.ln_post")
-	x = g.Op("MatMul", []string{x, b.weight("visual.proj")})
-	x = b.normalize(x)
-	if b.err != nil {
-		return nil, b.err
+	return g.Op("MatMul", []string{x, b.weight("visual.proj")})
+}
+
+// resnet is vision.ModifiedResNet on images x [B, 3, S, S] (NCHW here, channels-last in Go; the
+// convolution weights are torch's [out, in, k, k] in both): the stem, the four stages of
+// Bottleneck blocks and the attention pool, [B, E].
+func (b *builder) resnet(x string, v vision.Config) string {
+	g := b.g
+	// Stem: three 3×3 conv + BN + ReLU (the first of stride 2), a 2×2 average pool.
+	x = b.convBN(x, "visual.conv1", "visual.bn1", 3, 2, 1, true)
+	x = b.convBN(x, "visual.conv2", "visual.bn2", 3, 1, 1, true)
+	x = b.convBN(x, "visual.conv3", "visual.bn3", 3, 1, 1, true)
+	x = b.avgPool(x, 2)
+	inplanes := v.Width
+	for i, blocks := range v.StageLayers {
+		planes, stride := v.Width<<i, 2
+		if i == 0 {
+			stride = 1
+		}
+		for j := range blocks {
+			x = b.bottleneck(x, fmt.Sprintf("visual.layer%d.%d", i+1, j), inplanes, planes, stride)
+			inplanes, stride = planes*4, 1
+		}
 	}
-	if err := g.Output(x, ImageOutput, Float32, Dim{Param: BatchDim}, Dim{Value: int64(cfg.EmbedDim)}); err != nil {
-		return nil, err
+	// Attention pool: tokens are each map's mean, then its H·W pixels, plus the positional
+	// embedding; attention over all of them (q, k, v stacked as the Go tower stacks them),
+	// the mean token's row kept, then c_proj.
+	c, seq := int64(v.FeatureWidth()), int64(v.Grid()*v.Grid()+1)
+	x = g.Op("Reshape", []string{x, g.Ints(0, c, -1)})
+	x = g.Op("Transpose", []string{x}, AttrInts("perm", 0, 2, 1)) // [B, H·W, C]
+	mean := g.Op("ReduceMean", []string{x}, AttrInts("axes", 1), AttrInt("keepdims", 1))
+	x = g.Op("Concat", []string{mean, x}, AttrInt("axis", 1))
+	x = g.Op("Add", []string{x, b.weight("visual.attnpool.positional_embedding")})
+	x = g.Op("Reshape", []string{x, g.Ints(-1, c)})
+	var qkv []string
+	for _, name := range []string{"q", "k", "v"} {
+		qkv = append(qkv, b.linear(x, "visual.attnpool."+name+"_proj", ".weight", ".bias"))
 	}
-	return g, nil
+	x = b.attention(g.Op("Concat", qkv, AttrInt("axis", 1)), v.Heads, int(c), int(seq), false)
+	x = g.Op("Reshape", []string{x, g.Ints(-1, seq, c)})
+	x = g.Op("Gather", []string{x, g.Index(0)}, AttrInt("axis", 1))
+	return b.linear(x, "visual.attnpool.c_proj", ".weight", ".bias")
+}
+
+// convBN is a convolution without bias (k×k, stride, padding pad) and batch norm on its
+// running statistics (torch's eps 1e-5), with a ReLU when relu.
+func (b *builder) convBN(x, conv, bn string, k, stride, pad int64, relu bool) string {
+	g := b.g
+	x = g.Op("Conv", []string{x, b.weight(conv + ".weight")}, AttrInts("kernel_shape", k, k),
+		AttrInts("strides", stride, stride), AttrInts("pads", pad, pad, pad, pad))
+	x = g.Op("BatchNormalization", []string{x, b.weight(bn + ".weight"), b.weight(bn + ".bias"),
+		b.weight(bn + ".running_mean"), b.weight(bn + ".running_var")}, AttrFloat("epsilon", nn.BatchNormEps))
+	if relu {
+		x = g.Op("Relu", []string{x})
+	}
+	return x
+}
+
+// avgPool is torch's AvgPool2d(k): k×k windows, stride k, no padding, floor mode.
+func (b *builder) avgPool(x string, k int64) string {
+	return b.g.Op("AveragePool", []string{x}, AttrInts("kernel_shape", k, k), AttrInts("strides", k, k))
+}
+
+// bottleneck is open_clip's Bottleneck as vision's: 1×1, 3×3, the anti-aliasing pool at
+// stride > 1, 1×1 (each with batch norm, ReLU after the first two), plus the identity or the
+// downsample path (pool, 1×1, batch norm), then ReLU.
+func (b *builder) bottleneck(x, prefix string, inplanes, planes, stride int) string {
+	g := b.g
+	h := b.convBN(x, prefix+".conv1", prefix+".bn1", 1, 1, 0, true)
+	h = b.convBN(h, prefix+".conv2", prefix+".bn2", 3, 1, 1, true)
+	if stride > 1 {
+		h = b.avgPool(h, int64(stride))
+	}
+	h = b.convBN(h, prefix+".conv3", prefix+".bn3", 1, 1, 0, false)
+	id := x
+	if stride > 1 || inplanes != planes*4 {
+		if stride > 1 {
+			id = b.avgPool(id, int64(stride))
+		}
+		id = b.convBN(id, prefix+".downsample.0", prefix+".downsample.1", 1, 1, 0, false)
+	}
+	return g.Op("Relu", []string{g.Op("Add", []string{h, id})})
 }
 
 // TextEncoder returns the text tower of the model cfg describes, with params, as a graph from

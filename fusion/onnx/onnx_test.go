@@ -29,6 +29,13 @@ func tiny(quickGELU bool) fusion.Config {
 		Text:   text.Config{ContextLength: 9, VocabSize: 300, Width: 24, Layers: 2, Heads: 2, MLPRatio: 4}}
 }
 
+// tinyResNet is tiny's text tower under a small ModifiedResNet image tower.
+func tinyResNet() fusion.Config {
+	cfg := tiny(false)
+	cfg.Vision = vision.Config{Type: vision.TypeResNet, ImageSize: 64, Width: 8, Heads: 4, StageLayers: vision.StageLayers{1, 2, 1, 1}}
+	return cfg
+}
+
 // randomWeights fills every tensor of cfg: layer-norm gains near 1, everything else small
 // normal values, large enough that each block changes its input.
 func randomWeights(t *testing.T, cfg fusion.Config, seed uint64) []*nn.Param {
@@ -39,11 +46,14 @@ func randomWeights(t *testing.T, cfg fusion.Config, seed uint64) []*nn.Param {
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for _, p := range params {
-		gain := strings.Contains(p.Name, "ln_") && strings.HasSuffix(p.Name, ".weight")
+		gain := (strings.Contains(p.Name, "ln_") || strings.Contains(p.Name, ".bn") || strings.Contains(p.Name, "downsample.1")) && strings.HasSuffix(p.Name, ".weight")
 		for i := range p.Value {
 			v := float32(rng.NormFloat64() * 0.15)
-			if gain {
+			switch {
+			case gain:
 				v += 1
+			case strings.HasSuffix(p.Name, ".running_var"):
+				v = 0.5 + float32(math.Abs(float64(v)))
 			}
 			p.Value[i] = v
 		}
@@ -96,8 +106,7 @@ for path in sys.argv[1:]:
 	// One Python run checks both models (importing onnx takes most of its time).
 	var files []string
 	want := ""
-	for _, quick := range []bool{false, true} {
-		cfg := tiny(quick)
+	for _, cfg := range []fusion.Config{tiny(false), tiny(true), tinyResNet()} {
 		dir := t.TempDir()
 		export(t, dir, cfg, randomWeights(t, cfg, 1))
 		files = append(files, filepath.Join(dir, "image_encoder.onnx"), filepath.Join(dir, "text_encoder.onnx"))
@@ -228,20 +237,32 @@ func TestONNXRuntimeMatchesEncoder(t *testing.T) {
 	}
 }
 
-// TestONNXRuntimeMatchesViTB32: the same check at full size, OpenAI's ViT-B/32 layout
-// (QuickGELU, context 77, the CLIP vocabulary) with random weights, on 2 images and 2 tokenised
-// captions. It takes about a minute and 2 GB, so it runs only with CLIPGO_ONNX_LARGE=1
+// TestONNXRuntimeMatchesFullSize: the same check at full size, OpenAI's ViT-B/32 and RN50
+// layouts (QuickGELU, context 77, the CLIP vocabulary) with random weights, on 2 images and 2
+// tokenised captions. It takes minutes and a few GB, so it runs only with CLIPGO_ONNX_LARGE=1
 // (make onnx-check).
-func TestONNXRuntimeMatchesViTB32(t *testing.T) {
+func TestONNXRuntimeMatchesFullSize(t *testing.T) {
 	if os.Getenv("CLIPGO_ONNX_LARGE") != "1" {
 		t.Skip("skipped: the full-size ONNX check runs with CLIPGO_ONNX_LARGE=1 (make onnx-check)")
 	}
-	cfg := fusion.Config{EmbedDim: 512, QuickGELU: true,
-		Vision: vision.Config{ImageSize: 224, PatchSize: 32, Width: 768, Layers: 12, Heads: 12, MLPRatio: 4},
-		Text:   text.Config{ContextLength: 77, VocabSize: 49408, Width: 512, Layers: 12, Heads: 8, MLPRatio: 4}}
+	textCfg := text.Config{ContextLength: 77, VocabSize: 49408, Width: 512, Layers: 12, Heads: 8, MLPRatio: 4}
+	for _, c := range []struct {
+		name string
+		cfg  fusion.Config
+	}{
+		{"ViT-B/32", fusion.Config{EmbedDim: 512, QuickGELU: true, Text: textCfg,
+			Vision: vision.Config{ImageSize: 224, PatchSize: 32, Width: 768, Layers: 12, Heads: 12, MLPRatio: 4}}},
+		{"RN50", fusion.Config{EmbedDim: 1024, QuickGELU: true, Text: textCfg,
+			Vision: vision.Config{Type: vision.TypeResNet, ImageSize: 224, Width: 64, Heads: 32, StageLayers: vision.StageLayers{3, 4, 6, 3}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) { fullSize(t, c.name, c.cfg) })
+	}
+}
+
+func fullSize(t *testing.T, name string, cfg fusion.Config) {
 	params := randomWeights(t, cfg, 5)
 	for _, p := range params { // the weights at the scale of a trained model's: 0.15 grows too much over 12 blocks
-		if !(strings.Contains(p.Name, "ln_") && strings.HasSuffix(p.Name, ".weight")) {
+		if !strings.HasSuffix(p.Name, ".running_var") && !(strings.Contains(p.Name, "ln_") && strings.HasSuffix(p.Name, ".weight")) {
 			for i := range p.Value {
 				p.Value[i] *= 0.2
 			}
@@ -262,21 +283,24 @@ func TestONNXRuntimeMatchesViTB32(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	compareWithORT(t, "ViT-B/32", cfg, params, images, ids, 2)
+	compareWithORT(t, name, cfg, params, images, ids, 2)
 }
 
-// TestExportRefusesResNet: a ModifiedResNet image tower is refused with an error that says so;
-// its text tower still exports.
-func TestExportRefusesResNet(t *testing.T) {
-	cfg := tiny(false)
-	cfg.Vision = vision.Config{Type: vision.TypeResNet, ImageSize: 32, Width: 8, Heads: 2, StageLayers: vision.StageLayers{1, 1, 1, 1}}
-	params := randomWeights(t, cfg, 1)
-	if _, err := onnx.ImageEncoder(cfg, params, ""); err == nil || !strings.Contains(err.Error(), "ModifiedResNet") {
-		t.Errorf("ResNet image tower: got %v, want a refusal naming ModifiedResNet", err)
+// TestONNXRuntimeMatchesResNet: the same for a ModifiedResNet image tower (batch norms on
+// their running statistics, a stage with a block past the first, downsampling with and without
+// the anti-aliasing pool, the attention pool over a 2×2 map).
+func TestONNXRuntimeMatchesResNet(t *testing.T) {
+	cfg := tinyResNet()
+	rng := rand.New(rand.NewPCG(8, 9))
+	images := make([]float32, 3*3*cfg.Vision.ImageSize*cfg.Vision.ImageSize)
+	for i := range images {
+		images[i] = float32(rng.NormFloat64())
 	}
-	if _, err := onnx.TextEncoder(cfg, params, ""); err != nil {
-		t.Errorf("text tower of a ResNet model: %v", err)
+	ids := make([]int32, 3*cfg.Text.ContextLength)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(cfg.Text.VocabSize))
 	}
+	compareWithORT(t, "ModifiedResNet", cfg, randomWeights(t, cfg, 10), images, ids, 2)
 }
 
 // TestExportRefusesMissingWeights: weights that do not fit the config are named.
