@@ -44,7 +44,8 @@ function maxAbs(got, want, what) {
   let m = 0;
   for (let i = 0; i < got.length; i++) {
     const d = Math.abs(got[i] - want[i]);
-    if (!(d <= m)) m = d; // a NaN becomes the maximum
+    if (Number.isNaN(d)) return NaN; // JSON writes it as null: a failure, never a pass
+    if (d > m) m = d;
   }
   return m;
 }
