@@ -285,3 +285,24 @@ func TestPrepareRanks(t *testing.T) {
 		t.Error("rank 1 did not fail")
 	}
 }
+
+// FuzzParsePart: any --part value is refused or gives 0 <= I < N <= MaxParts, which reads back.
+func FuzzParsePart(f *testing.F) {
+	for _, s := range []string{"", "0/1", "2/5", "5/5", "-1/3", "1/0", "a/b", "1/2/3", "99999/100000", "0/100001", " 1/2", "+1/2", "1/+2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		i, n, err := prepare.ParsePart(s)
+		if err != nil {
+			return
+		}
+		if i < 0 || i >= n || n > prepare.MaxParts {
+			t.Fatalf("ParsePart(%q) = %d, %d", s, i, n)
+		}
+		if s != "" {
+			if i2, n2, err := prepare.ParsePart(fmt.Sprintf("%d/%d", i, n)); err != nil || i2 != i || n2 != n {
+				t.Fatalf("ParsePart(%q) = %d/%d does not read back: %d, %d, %v", s, i, n, i2, n2, err)
+			}
+		}
+	})
+}
