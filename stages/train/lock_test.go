@@ -2,14 +2,17 @@ package train
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/clipgo/clipgo/fusion"
+	"github.com/clipgo/clipgo/internal/dist"
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/nn/optim"
@@ -164,5 +167,90 @@ func TestLockedTrainingResumes(t *testing.T) {
 	}
 	if !locked("visual.layer3.0.bn1.running_var") {
 		t.Error("freeze_bn_stats did not lock layer3's statistics")
+	}
+}
+
+// TestLockedDataParallel: two in-memory ranks of a ViT run with the image tower locked but its
+// head end where one process with the same two data streams does; the locked tensors, left
+// out of the all-reduce, stay bit-identical to the initial ones on both.
+func TestLockedDataParallel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: three short training runs")
+	}
+	pc := stagetest.PrepareConfig(filepath.Join(t.TempDir(), "data"))
+	pc.Source = "synthetic"
+	pc.Synthetic.N = 80
+	stagetest.Prepare(t, pc)
+	sets := []string{"model_preset=tiny", "model.text.vocab_size=49408", "model.vision.layers=2", "model.text.layers=1",
+		"data.train=" + pc.Out, "data.val=", "data.workers=1", "data.streams=2", "train.steps=3", "train.batch_size=8",
+		"train.warmup=1", "train.checkpoint_every=3", "train.lock_image=true", "train.lock_image_unlocked_groups=1",
+		"train.text_layer_decay=0.7"}
+	cfg, err := LoadConfig("demo", sets)
+	stagetest.Must(t, err)
+	ctx := context.Background()
+	one, two := filepath.Join(t.TempDir(), "one"), filepath.Join(t.TempDir(), "two")
+	_, err = Run(ctx, Options{Config: cfg, RunDir: one}, stagetest.Quiet, io.Discard)
+	stagetest.Must(t, err)
+	comms := dist.NewLocalGroup(2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, c := range comms {
+		wg.Go(func() {
+			if _, errs[r] = Run(ctx, Options{Config: cfg, RunDir: two, Comm: c}, stagetest.Quiet, io.Discard); errs[r] != nil {
+				c.Abort(1)
+			}
+		})
+	}
+	wg.Wait()
+	stagetest.Must(t, errors.Join(errs...))
+
+	init, err := fusion.New(cfg.Model, 4, cfg.Train.Seed)
+	stagetest.Must(t, err)
+	defer init.Close()
+	read := func(run string) []*nn.Param {
+		m, err := fusion.New(cfg.Model, 2, 99)
+		stagetest.Must(t, err)
+		defer m.Close()
+		_, _, err = checkpoint.Load(checkpoint.ModelPath(run, 3), m.Params())
+		stagetest.Must(t, err)
+		return m.Params()
+	}
+	a, b := read(one), read(two)
+	locked := cfg.Train.lockedFunc(cfg.Model)
+	var d, n float64
+	for i, p := range a {
+		q, _ := init.Param(p.Name)
+		if locked(p.Name) && (!slices.Equal(p.Value, q.Value) || !slices.Equal(b[i].Value, q.Value)) {
+			t.Errorf("locked %s changed", p.Name)
+		}
+		for j, x := range p.Value {
+			dx := float64(b[i].Value[j] - x)
+			d, n = d+dx*dx, n+float64(x)*float64(x)
+		}
+	}
+	if e := math.Sqrt(d / n); e > 1e-5 {
+		t.Errorf("2 ranks end %.2e (relative) from one process", e)
+	} else {
+		t.Logf("2 ranks vs 1 process: parameters differ by %.2e (relative)", e)
+	}
+}
+
+// TestAdaptOptimizerState: a resume whose locks changed (--allow-changes) keeps the moments of
+// the params still trained, drops those of params now locked and gives the newly unlocked
+// ones zeros, so that AdamW.LoadState takes it.
+func TestAdaptOptimizerState(t *testing.T) {
+	w := &nn.Param{Name: "w", Shape: []int{2}, Value: make([]float32, 2), Grad: make([]float32, 2)}
+	u := &nn.Param{Name: "u", Shape: []int{3}, Value: make([]float32, 3), Grad: make([]float32, 3)}
+	opt, err := optim.NewAdamW([]*nn.Param{w, u}, optim.DefaultAdamW())
+	stagetest.Must(t, err)
+	old := map[string][]float32{optim.StepKey: {4}, "exp_avg.w": {1, 2}, "exp_avg_sq.w": {3, 4},
+		"exp_avg.gone": {5}, "exp_avg_sq.gone": {6}}
+	if err := opt.LoadState(old); err == nil {
+		t.Fatal("the unadapted state loaded")
+	}
+	stagetest.Must(t, opt.LoadState(adaptOptimizerState(old, opt.Params())))
+	s := opt.State()
+	if !slices.Equal(s["exp_avg.w"], []float32{1, 2}) || !slices.Equal(s["exp_avg_sq.u"], []float32{0, 0, 0}) || opt.Steps() != 4 {
+		t.Errorf("adapted state %v", s)
 	}
 }
