@@ -94,6 +94,9 @@ type LoopConfig struct {
 	// EarlyStop keeps the best validation's model and ends the run when validation stops
 	// improving (see early.go); off unless set.
 	EarlyStop EarlyStopConfig `yaml:"early_stop,omitempty"`
+	// HardNegatives builds mined epochs' batches from groups of near neighbours (see
+	// hardneg.go); off unless set.
+	HardNegatives HardNegativesConfig `yaml:"hard_negatives,omitempty"`
 	// Fine-tuning, named after open_clip's flags (see lock.go): lock a tower but its top N
 	// layer groups, freeze the locked batch norms (or not the locked layer norms), and scale
 	// each layer group's learning rate by decay^(depth from the head).
@@ -284,6 +287,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := t.validateFineTune(); err != nil {
+		return err
+	}
+	if err := t.HardNegatives.validate(); err != nil {
 		return err
 	}
 	return t.EarlyStop.validate(c.Data.Val != "")

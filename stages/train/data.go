@@ -23,18 +23,25 @@ type stream struct {
 	ep       *loader.Epoch
 	epoch    int
 	position int64 // samples of epoch consumed
+	// order returns the key order of the current epoch (train.hard_negatives); nil: shuffled.
+	order func(context.Context, *stream) ([]string, error)
 }
 
 // next returns the stream's next batch, starting its next epoch (reshuffled) when one ends.
 func (s *stream) next(ctx context.Context) (*loader.Batch, error) {
+	var err error
 	if s.ep == nil {
-		s.ep = s.loader.Epoch(ctx, s.epoch, s.position)
+		if s.ep, err = s.open(ctx); err != nil {
+			return nil, err
+		}
 	}
 	b, err := s.ep.Next()
 	if errors.Is(err, io.EOF) {
 		s.ep.Close()
-		s.epoch, s.position = s.epoch+1, 0
-		s.ep = s.loader.Epoch(ctx, s.epoch, 0)
+		s.ep, s.epoch, s.position = nil, s.epoch+1, 0
+		if s.ep, err = s.open(ctx); err != nil {
+			return nil, err
+		}
 		if b, err = s.ep.Next(); errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("epoch %d of data stream %d has no full batch of %d samples: prepare the data with smaller row groups (--row-group-rows), or use fewer data.streams or ranks",
 				s.epoch, s.id, s.loader.Config().BatchSize)
@@ -91,6 +98,13 @@ func (t *trainer) openStreams(files []string, pos []checkpoint.StreamPos) error 
 	}
 	per := t.nStream / t.comm.Size()
 	share := cfg.Train.BatchSize / t.nStream
+	var order func(context.Context, *stream) ([]string, error)
+	if hn := cfg.Train.HardNegatives; hn.On() {
+		if err := hn.checkShare(share, cfg.Data.CaptionsPerImage); err != nil {
+			return err
+		}
+		t.hardneg, order = &hardNegatives{cfg: hn}, t.streamOrder
+	}
 	for k := range per {
 		id := t.comm.Rank()*per + k
 		l, err := loader.New(loader.Config{Files: files, Mode: loader.Train, BatchSize: share,
@@ -100,7 +114,7 @@ func (t *trainer) openStreams(files []string, pos []checkpoint.StreamPos) error 
 		if err != nil {
 			return err
 		}
-		t.streams = append(t.streams, &stream{id: id, loader: l, epoch: int(pos[id].Epoch), position: pos[id].Sample})
+		t.streams = append(t.streams, &stream{id: id, loader: l, epoch: int(pos[id].Epoch), position: pos[id].Sample, order: order})
 	}
 	if per > 1 {
 		local := cfg.Train.BatchSize / t.comm.Size()

@@ -292,6 +292,8 @@ type trainer struct {
 
 	early     *earlyStop // train.early_stop's state (nil: off)
 	earlyDone bool       // patience ran out at the latest validation
+
+	hardneg *hardNegatives // train.hard_negatives' state (nil: off)
 }
 
 // newTrainer checks the config and the data, builds the model, optimiser and input pipeline,
