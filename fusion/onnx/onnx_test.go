@@ -61,8 +61,9 @@ func randomWeights(t *testing.T, cfg fusion.Config, seed uint64) []*nn.Param {
 	return params
 }
 
-// export writes cfg's two encoders into dir.
-func export(t *testing.T, dir string, cfg fusion.Config, params []*nn.Param) {
+// export writes cfg's two encoders into dir, with their weights in NAME.onnx.data beside
+// them when external.
+func export(t *testing.T, dir string, cfg fusion.Config, params []*nn.Param, external bool) {
 	t.Helper()
 	for name, build := range map[string]func(fusion.Config, []*nn.Param, string) (*onnx.Graph, error){
 		"image_encoder.onnx": onnx.ImageEncoder, "text_encoder.onnx": onnx.TextEncoder} {
@@ -74,8 +75,29 @@ func export(t *testing.T, dir string, cfg fusion.Config, params []*nn.Param) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.WriteTo(f); err != nil {
-			t.Fatal(err)
+		if external {
+			d, err := os.Create(filepath.Join(dir, name+".data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, n, err := g.WriteExternal(f, d, name+".data", 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if m >= g.Bytes() || n < g.Bytes()-m {
+				t.Errorf("%s: %d model and %d data bytes, %d inline: the weights did not move out", name, m, n, g.Bytes())
+			}
+		} else {
+			n, err := g.WriteTo(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != g.Bytes() {
+				t.Errorf("%s: wrote %d bytes, Bytes says %d", name, n, g.Bytes())
+			}
 		}
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
@@ -106,9 +128,9 @@ for path in sys.argv[1:]:
 	// One Python run checks both models (importing onnx takes most of its time).
 	var files []string
 	want := ""
-	for _, cfg := range []fusion.Config{tiny(false), tiny(true), tinyResNet()} {
+	for i, cfg := range []fusion.Config{tiny(false), tiny(true), tinyResNet()} {
 		dir := t.TempDir()
-		export(t, dir, cfg, randomWeights(t, cfg, 1))
+		export(t, dir, cfg, randomWeights(t, cfg, 1), i == 1) // the QuickGELU model with external data
 		files = append(files, filepath.Join(dir, "image_encoder.onnx"), filepath.Join(dir, "text_encoder.onnx"))
 		want += "image_encoder.onnx image_embeds ['batch', 12] 8 17\ntext_encoder.onnx text_embeds ['batch', 12] 8 17\n"
 	}
@@ -159,11 +181,11 @@ type ortResult struct {
 // compareWithORT exports cfg's model, embeds images and token rows ids with fusion.Encoder
 // (batches of up to maxBatch), runs the same inputs through onnxruntime and fails t unless
 // every embedding is within 1e-5 (max abs) and of shape [n, E].
-func compareWithORT(t *testing.T, what string, cfg fusion.Config, params []*nn.Param, images []float32, ids []int32, maxBatch int) ortResult {
+func compareWithORT(t *testing.T, what string, cfg fusion.Config, params []*nn.Param, images []float32, ids []int32, maxBatch int, external bool) ortResult {
 	t.Helper()
 	node, peer := onnxCheck(t)
 	dir := t.TempDir()
-	export(t, dir, cfg, params)
+	export(t, dir, cfg, params, external)
 	enc, err := fusion.NewEncoderFrom(cfg, params, maxBatch)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +255,8 @@ func TestONNXRuntimeMatchesEncoder(t *testing.T) {
 			5, 200, 200, 7, 3, 2, 1, 9, 4, // a tie: pooled at the first 200
 			299, 1, 2, 3, 4, 5, 6, 7, 8, // the largest id first
 		}
-		compareWithORT(t, fmt.Sprintf("quick_gelu %v", quick), cfg, randomWeights(t, cfg, 2), images, ids, 2)
+		// The QuickGELU model's weights go to external data files.
+		compareWithORT(t, fmt.Sprintf("quick_gelu %v", quick), cfg, randomWeights(t, cfg, 2), images, ids, 2, quick)
 	}
 }
 
@@ -283,7 +306,7 @@ func fullSize(t *testing.T, name string, cfg fusion.Config) {
 			t.Fatal(err)
 		}
 	}
-	compareWithORT(t, name, cfg, params, images, ids, 2)
+	compareWithORT(t, name, cfg, params, images, ids, 2, false)
 }
 
 // TestONNXRuntimeMatchesResNet: the same for a ModifiedResNet image tower (batch norms on
@@ -300,7 +323,7 @@ func TestONNXRuntimeMatchesResNet(t *testing.T) {
 	for i := range ids {
 		ids[i] = int32(rng.IntN(cfg.Text.VocabSize))
 	}
-	compareWithORT(t, "ModifiedResNet", cfg, randomWeights(t, cfg, 10), images, ids, 2)
+	compareWithORT(t, "ModifiedResNet", cfg, randomWeights(t, cfg, 10), images, ids, 2, false)
 }
 
 // TestExportRefusesMissingWeights: weights that do not fit the config are named.

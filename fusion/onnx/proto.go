@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -52,6 +53,12 @@ const (
 	tensorDataType protowire.Number = 2
 	tensorName     protowire.Number = 8
 	tensorRawData  protowire.Number = 9
+	// TensorProto's external data: StringStringEntryProto{key, value} entries and the location
+	tensorExternalData   protowire.Number = 13
+	tensorDataLocation   protowire.Number = 14
+	entryKey             protowire.Number = 1
+	entryValue           protowire.Number = 2
+	dataLocationExternal                  = 1 // TensorProto.DataLocation EXTERNAL
 	// ValueInfoProto, TypeProto, TypeProto.Tensor, TensorShapeProto, its Dimension
 	valueName      protowire.Number = 1
 	valueType      protowire.Number = 2
@@ -78,7 +85,7 @@ const (
 )
 
 // MaxModelBytes is protobuf's limit on one message, 2 GiB − 1: onnx and onnxruntime refuse a
-// larger model file (a tower over it needs ONNX's external data, which this writer does not do).
+// larger model file (a tower over it is written with WriteExternal).
 const MaxModelBytes = math.MaxInt32
 
 // Dim is one dimension of a graph input or output: a fixed size, or a named symbolic one
@@ -119,8 +126,15 @@ func (t *initializer) dataType() int {
 
 func (t *initializer) rawLen() int { return 4*len(t.f32) + 8*len(t.i64) }
 
-// header is the TensorProto up to and including raw_data's tag and length; the raw bytes follow.
-func (t *initializer) header() []byte {
+// extRef places a tensor's values in an external data file.
+type extRef struct {
+	location       string
+	offset, length int64
+}
+
+// header is the TensorProto up to and including raw_data's tag and length, the raw bytes to
+// follow; or, with ext, the whole TensorProto, pointing at its values in ext's file.
+func (t *initializer) header(ext *extRef) []byte {
 	var b []byte
 	for _, d := range t.dims {
 		b = protowire.AppendTag(b, tensorDims, protowire.VarintType)
@@ -129,6 +143,14 @@ func (t *initializer) header() []byte {
 	b = protowire.AppendTag(b, tensorDataType, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(t.dataType()))
 	b = appendString(b, tensorName, t.name)
+	if ext != nil {
+		for _, kv := range [][2]string{{"location", ext.location}, {"offset", strconv.FormatInt(ext.offset, 10)}, {"length", strconv.FormatInt(ext.length, 10)}} {
+			entry := appendString(nil, entryKey, kv[0])
+			entry = appendString(entry, entryValue, kv[1])
+			b = appendMessage(b, tensorExternalData, entry)
+		}
+		return appendVarintField(b, tensorDataLocation, dataLocationExternal)
+	}
 	b = protowire.AppendTag(b, tensorRawData, protowire.BytesType)
 	return protowire.AppendVarint(b, uint64(t.rawLen()))
 }
@@ -227,12 +249,59 @@ func encodeValueInfo(name string, elem int, dims []Dim) []byte {
 	return appendMessage(b, valueType, typ)
 }
 
-// WriteTo writes g as an ONNX ModelProto to w, streaming the initializers' values (the model
-// is never held twice in memory). It refuses a model over MaxModelBytes.
+// WriteTo writes g as an ONNX ModelProto to w, every initializer's values inside it, streamed
+// (the model is never held twice in memory). It refuses a model over MaxModelBytes: see
+// WriteExternal.
 func (g *Graph) WriteTo(w io.Writer) (int64, error) {
-	// The graph is one length-delimited field, so its length is summed first: every part but
-	// the initializers' raw bytes is encoded now, those are counted.
-	var head []byte // nodes, name, inputs, outputs
+	return g.writeModel(w, make([]*extRef, len(g.inits)))
+}
+
+// Bytes returns the size of the file WriteTo writes.
+func (g *Graph) Bytes() int64 {
+	prefix, _, _, graphLen := g.layout(make([]*extRef, len(g.inits)))
+	return int64(len(prefix)) + graphLen
+}
+
+// ExternalAlign is the alignment of each tensor in an external data file: a page, as onnx.proto
+// recommends, so that a runtime can map it.
+const ExternalAlign = 4096
+
+// WriteExternal writes g with the values of every initializer of at least minBytes bytes in
+// data, at offsets aligned to ExternalAlign, and the model (the graph, small constants inline)
+// in w: ONNX's external data, for graphs over protobuf's 2 GiB limit. location is the data
+// file's path relative to the model file's directory, as the model records it. It returns the
+// bytes written to each.
+func (g *Graph) WriteExternal(w, data io.Writer, location string, minBytes int) (modelBytes, dataBytes int64, err error) {
+	ext := make([]*extRef, len(g.inits))
+	bw := bufio.NewWriterSize(data, 1<<20)
+	dw := &countWriter{w: bw}
+	var pad [ExternalAlign]byte
+	for i, t := range g.inits {
+		if t.rawLen() < minBytes {
+			continue
+		}
+		if r := dw.n % ExternalAlign; r != 0 {
+			if _, err := dw.Write(pad[:ExternalAlign-r]); err != nil {
+				return 0, dw.n, err
+			}
+		}
+		ext[i] = &extRef{location: location, offset: dw.n, length: int64(t.rawLen())}
+		if err := t.writeRaw(dw); err != nil {
+			return 0, dw.n, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, dw.n, err
+	}
+	modelBytes, err = g.writeModel(w, ext)
+	return modelBytes, dw.n, err
+}
+
+// layout encodes the model but for the inline initializers' raw bytes: the ModelProto up to
+// the graph's contents (prefix), the graph's nodes, name, inputs and outputs (head), each
+// initializer's header, and the graph's length. The graph is one length-delimited field, so
+// its length is summed before anything is written.
+func (g *Graph) layout(ext []*extRef) (prefix, head []byte, headers [][]byte, graphLen int64) {
 	for _, n := range g.nodes {
 		head = appendMessage(head, graphNode, n)
 	}
@@ -243,48 +312,61 @@ func (g *Graph) WriteTo(w io.Writer) (int64, error) {
 	for _, v := range g.outputs {
 		head = appendMessage(head, graphOutput, v)
 	}
-	headers := make([][]byte, len(g.inits))
-	graphLen := int64(len(head))
+	headers = make([][]byte, len(g.inits))
+	graphLen = int64(len(head))
 	for i, t := range g.inits {
-		headers[i] = t.header()
-		n := int64(len(headers[i]) + t.rawLen())
+		headers[i] = t.header(ext[i])
+		n := int64(len(headers[i]))
+		if ext[i] == nil {
+			n += int64(t.rawLen())
+		}
 		graphLen += int64(protowire.SizeTag(graphInitializer)) + int64(protowire.SizeVarint(uint64(n))) + n
 	}
-	var model []byte
-	model = appendVarintField(model, modelIRVersion, IRVersion)
-	model = appendString(model, modelProducerName, "clipgo")
+	prefix = appendVarintField(prefix, modelIRVersion, IRVersion)
+	prefix = appendString(prefix, modelProducerName, "clipgo")
 	if g.producerVersion != "" {
-		model = appendString(model, modelProducerVer, g.producerVersion)
+		prefix = appendString(prefix, modelProducerVer, g.producerVersion)
 	}
 	if g.doc != "" {
-		model = appendString(model, modelDocString, g.doc)
+		prefix = appendString(prefix, modelDocString, g.doc)
 	}
 	opset := appendString(nil, opsetDomain, "")
 	opset = appendVarintField(opset, opsetVersion, Opset)
-	model = appendMessage(model, modelOpsetImport, opset)
-	model = protowire.AppendTag(model, modelGraph, protowire.BytesType)
-	model = protowire.AppendVarint(model, uint64(graphLen))
-	if total := int64(len(model)) + graphLen; total > MaxModelBytes {
-		return 0, fmt.Errorf("onnx: graph %s would be %d bytes, over protobuf's limit of %d (ONNX's external data is not written)", g.name, total, int64(MaxModelBytes))
+	prefix = appendMessage(prefix, modelOpsetImport, opset)
+	prefix = protowire.AppendTag(prefix, modelGraph, protowire.BytesType)
+	prefix = protowire.AppendVarint(prefix, uint64(graphLen))
+	return prefix, head, headers, graphLen
+}
+
+// writeModel writes the ModelProto, each initializer inline or (ext[i] set) external.
+func (g *Graph) writeModel(w io.Writer, ext []*extRef) (int64, error) {
+	prefix, head, headers, graphLen := g.layout(ext)
+	if total := int64(len(prefix)) + graphLen; total > MaxModelBytes {
+		return 0, fmt.Errorf("onnx: graph %s would be %d bytes, over protobuf's limit of %d: write its weights as external data", g.name, total, int64(MaxModelBytes))
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	cw := &countWriter{w: bw}
-	if _, err := cw.Write(model); err != nil {
+	if _, err := cw.Write(prefix); err != nil {
 		return cw.n, err
 	}
 	if _, err := cw.Write(head); err != nil {
 		return cw.n, err
 	}
 	for i, t := range g.inits {
-		n := len(headers[i]) + t.rawLen()
+		n := len(headers[i])
+		if ext[i] == nil {
+			n += t.rawLen()
+		}
 		b := protowire.AppendTag(nil, graphInitializer, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(n))
 		b = append(b, headers[i]...)
 		if _, err := cw.Write(b); err != nil {
 			return cw.n, err
 		}
-		if err := t.writeRaw(cw); err != nil {
-			return cw.n, err
+		if ext[i] == nil {
+			if err := t.writeRaw(cw); err != nil {
+				return cw.n, err
+			}
 		}
 	}
 	return cw.n, bw.Flush()

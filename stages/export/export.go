@@ -4,8 +4,10 @@
 package export
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,9 +39,12 @@ type Config struct {
 	QuickGELU  bool   // the checkpoint's activation is QuickGELU (a state dict does not say)
 	Format     string // FormatONNX (the default when empty)
 	Out        string // the directory to write ImageFile and TextFile into (created if missing)
-	Producer   string // the producer_version the files record (clipgo's version)
-	Progress   io.Writer
-	Log        *slog.Logger
+	// ExternalData puts the weights of each graph in a file beside it (NAME.onnx.data), as
+	// ONNX's external data; a graph over protobuf's 2 GiB limit is always written so.
+	ExternalData bool
+	Producer     string // the producer_version the files record (clipgo's version)
+	Progress     io.Writer
+	Log          *slog.Logger
 }
 
 // Result says what was written.
@@ -47,9 +52,19 @@ type Result struct {
 	Model      fusion.Config
 	ImageFile  string
 	TextFile   string
-	ImageBytes int64
+	ImageBytes int64 // ImageFile's size, its external data's included
 	TextBytes  int64
+	// ImageData and TextData are the graphs' external data files, empty when the weights are
+	// inside the graph files.
+	ImageData, TextData string
 }
+
+// DataSuffix ends the name of a graph's external data file, beside it.
+const DataSuffix = ".data"
+
+// externalMinBytes is the smallest tensor written to external data (onnx.save_model's default
+// size_threshold): smaller ones stay inline.
+const externalMinBytes = 1024
 
 // Run writes the checkpoint's image and text encoders into cfg.Out. Each file appears whole or
 // not at all, so an interrupted export leaves the previous files (if any) and is simply run
@@ -83,13 +98,17 @@ func Run(cfg Config) (Result, error) {
 		path  string
 		build func(fusion.Config, []*nn.Param, string) (*onnx.Graph, error)
 		size  *int64
-	}{{r.ImageFile, onnx.ImageEncoder, &r.ImageBytes}, {r.TextFile, onnx.TextEncoder, &r.TextBytes}}
+		data  *string
+	}{{r.ImageFile, onnx.ImageEncoder, &r.ImageBytes, &r.ImageData}, {r.TextFile, onnx.TextEncoder, &r.TextBytes, &r.TextData}}
 	for _, t := range towers {
 		g, err := t.build(model, params, cfg.Producer)
 		if err != nil {
 			return Result{}, fmt.Errorf("export %s: %w", path, err)
 		}
-		if *t.size, err = write(t.path, g); err != nil {
+		if cfg.ExternalData || g.Bytes() > onnx.MaxModelBytes {
+			*t.data = t.path + DataSuffix
+		}
+		if *t.size, err = write(t.path, *t.data, g); err != nil {
 			return Result{}, err
 		}
 		bar.Add(1, filepath.Base(t.path))
@@ -121,19 +140,40 @@ func fileExists(path string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// write writes g to path atomically and returns its size.
-func write(path string, g *onnx.Graph) (int64, error) {
+// write writes g to path atomically, its weights to dataPath (its own atomic file, written
+// first) unless that is empty, and returns the bytes written. A graph written inline removes a
+// data file an earlier export left beside it.
+func write(path, dataPath string, g *onnx.Graph) (int64, error) {
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	n, err := g.WriteTo(f)
-	if err != nil {
-		f.Abort()
-		return 0, fmt.Errorf("export %s: %w", path, err)
+	defer f.Abort() // after Commit, nothing
+	var n, dn int64
+	if dataPath == "" {
+		if n, err = g.WriteTo(f); err != nil {
+			return 0, fmt.Errorf("export %s: %w", path, err)
+		}
+	} else {
+		d, err := atomicfile.Create(dataPath)
+		if err != nil {
+			return 0, fmt.Errorf("export: %w", err)
+		}
+		defer d.Abort()
+		if n, dn, err = g.WriteExternal(f, d, filepath.Base(dataPath), externalMinBytes); err != nil {
+			return 0, fmt.Errorf("export %s: %w", path, err)
+		}
+		if err := d.Commit(); err != nil {
+			return 0, fmt.Errorf("export: %w", err)
+		}
 	}
 	if err := f.Commit(); err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	return n, nil
+	if dataPath == "" {
+		if err := os.Remove(path + DataSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("export: %w", err)
+		}
+	}
+	return n + dn, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,12 +58,47 @@ func TestRunWritesBothEncoders(t *testing.T) {
 			t.Errorf("wrote %s and %s", r.ImageFile, r.TextFile)
 		}
 	}
-	entries, err := os.ReadDir(out)
+	names := func() []string {
+		entries, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if got := names(); !slices.Equal(got, []string{ImageFile, TextFile}) {
+		t.Errorf("%s holds %v, want the two encoders alone (no temporary files left)", out, got)
+	}
+	// With external data the weights go beside each graph, and the graphs shrink to their
+	// structure; an inline export afterwards removes the data files.
+	r, err := Run(Config{Checkpoint: ckpt, Out: out, ExternalData: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 2 {
-		t.Errorf("%s holds %d entries, want the two encoders alone (no temporary files left)", out, len(entries))
+	if r.ImageData != r.ImageFile+DataSuffix || r.TextData != r.TextFile+DataSuffix {
+		t.Errorf("external data in %q and %q", r.ImageData, r.TextData)
+	}
+	for _, f := range []struct {
+		graph, data string
+		total       int64
+	}{{r.ImageFile, r.ImageData, r.ImageBytes}, {r.TextFile, r.TextData, r.TextBytes}} {
+		g, errG := os.Stat(f.graph)
+		d, errD := os.Stat(f.data)
+		if errG != nil || errD != nil {
+			t.Fatalf("%v, %v", errG, errD)
+		}
+		if g.Size()+d.Size() != f.total || g.Size() > 64<<10 || d.Size() < 4<<10 {
+			t.Errorf("%s: graph %d bytes, data %d bytes, reported %d in all", f.graph, g.Size(), d.Size(), f.total)
+		}
+	}
+	if _, err := Run(Config{Checkpoint: ckpt, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{ImageFile, TextFile}) {
+		t.Errorf("after an inline export %s holds %v, want the two encoders alone", out, got)
 	}
 	for _, c := range []struct {
 		cfg  Config
