@@ -207,8 +207,9 @@ func (b *builder) bottleneck(x, prefix string, inplanes, planes, stride int) str
 }
 
 // TextEncoder returns the text tower of the model cfg describes, with params, as a graph from
-// TextInput (ids below the vocabulary size; onnxruntime fails on others, as clipgo does) to
-// TextOutput.
+// TextInput to TextOutput. Ids must be in [0, vocab_size), as clipgo's tokenizer makes them:
+// onnxruntime fails on a larger one, as clipgo does, but ONNX's Gather reads a negative id from
+// the end of the table where clipgo refuses it.
 func TextEncoder(cfg fusion.Config, params []*nn.Param, producerVersion string) (*Graph, error) {
 	w, err := weightsOf(cfg, params)
 	if err != nil {
