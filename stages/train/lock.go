@@ -213,9 +213,15 @@ func (t *trainer) applyFineTune() error {
 	if err := t.opt.SetLRScales(scales); err != nil {
 		return fmt.Errorf("train: layer decay: %w", err)
 	}
-	if locked > 0 && t.lead {
+	switch {
+	case !t.lead:
+	case locked > 0:
+		// The start-up memory estimate counts every parameter's gradient and moments: these
+		// three float32 per locked value are not taken (nor the locked layers' backward pass).
 		t.log.Info("locked tensors: no gradient, no optimiser state", "tensors", locked, "values", lockedN,
-			"trainable_values", countValues(t.opt.Params()))
+			"trainable_values", countValues(t.opt.Params()), "saved", fusion.Bytes(int64(lockedN)*12))
+	case f.LockImage || f.LockText:
+		t.log.Warn("train.lock_image / train.lock_text lock nothing: the unlocked groups cover the whole tower")
 	}
 	return nil
 }
