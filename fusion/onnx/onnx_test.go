@@ -112,6 +112,7 @@ const systemPython = "/usr/bin/python3"
 // onnx checker with full_check (strict shape inference), and the inferred output shapes are
 // [batch, E].
 func TestExportPassesONNXChecker(t *testing.T) {
+	skipShort(t)
 	if out, err := exec.Command(systemPython, "-c", "import onnx").CombinedOutput(); err != nil {
 		testenv.Missing(t, systemPython+" cannot import onnx (make test-deps: apt-get install python3-onnx): "+string(out))
 	}
@@ -156,10 +157,20 @@ type tensorJSON struct {
 	Data  any   `json:"data"`
 }
 
+// skipShort skips the checks that run Python or Node in -short runs (make test's race run): the
+// graphs are written by sequential code, and the full run checks them.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: the onnx checker and onnxruntime run in the full test run")
+	}
+}
+
 // onnxCheck finds node and the pinned onnxruntime-node (scripts/peers/onnx), handling their
 // absence with testenv.Missing, and returns node's path and the script's directory.
 func onnxCheck(t *testing.T) (node, peer string) {
 	t.Helper()
+	skipShort(t)
 	node = testenv.Command(t, "node", "apt-get install nodejs")
 	peer = filepath.Join(testenv.RepoRoot(t), "scripts", "peers", "onnx")
 	if _, err := os.Stat(filepath.Join(peer, "node_modules", "onnxruntime-node", "package.json")); err != nil {
@@ -340,3 +351,35 @@ func TestExportRefusesMissingWeights(t *testing.T) {
 		t.Errorf("got %v, want an error naming visual.proj", err)
 	}
 }
+
+// TestWriteSizes: for every tower kind the graphs build, WriteTo writes exactly Bytes() bytes,
+// and WriteExternal moves all but the small constants out (the model shrinks below 64 KiB and
+// model + data, less the page padding, is Bytes() less the raw_data framing it drops). It needs
+// no Python or Node, so -short runs it.
+func TestWriteSizes(t *testing.T) {
+	for _, cfg := range []fusion.Config{tiny(false), tinyResNet()} {
+		params := randomWeights(t, cfg, 1)
+		for _, build := range []func(fusion.Config, []*nn.Param, string) (*onnx.Graph, error){onnx.ImageEncoder, onnx.TextEncoder} {
+			g, err := build(cfg, params, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inline, model, data countingWriter
+			n, err := g.WriteTo(&inline)
+			if err != nil || n != g.Bytes() || inline.n != n {
+				t.Fatalf("WriteTo: %d bytes reported, %d written, Bytes %d, %v", n, inline.n, g.Bytes(), err)
+			}
+			m, d, err := g.WriteExternal(&model, &data, "x.data", 1024)
+			if err != nil || m != model.n || d != data.n {
+				t.Fatalf("WriteExternal: %d and %d reported, %d and %d written, %v", m, d, model.n, data.n, err)
+			}
+			if m > 64<<10 || m+d < g.Bytes()-int64(g.Initializers())*8 || m+d > g.Bytes()+int64(g.Initializers())*(onnx.ExternalAlign+64) {
+				t.Errorf("%d-byte graph: external model %d bytes, data %d bytes", g.Bytes(), m, d)
+			}
+		}
+	}
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
