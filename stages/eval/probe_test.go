@@ -117,6 +117,9 @@ func TestLogisticGradient(t *testing.T) {
 // model's, of synthetic scenes in image folders — at C from strong to weak regularisation:
 // test accuracy within 0.5 points, the objective and the weights alike.
 func TestLogisticMatchesScikitLearn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short runs (the race run): the full test run compares with scikit-learn")
+	}
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		py = testenv.Command(t, "python3", "apt-get install python3-sklearn")

@@ -94,7 +94,7 @@ func checkBalance(t *testing.T, s Summary) {
 // the threshold, every dropped one below it, the other split is copied whole, and the new
 // dataset reads back with the kept captions.
 func TestTopFraction(t *testing.T) {
-	data := synthetic(t, 40)
+	data := synthetic(t, 24)
 	out := filepath.Join(t.TempDir(), "filtered")
 	sum, err := Run(context.Background(), Options{Checkpoint: testModel(t), Data: data, Out: out, TopFraction: 0.5, Log: stagetest.Quiet})
 	stagetest.Must(t, err)
