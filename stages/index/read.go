@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/metadata"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/clipgo/clipgo/fusion"
@@ -64,7 +65,10 @@ type Reader struct {
 	config  fusion.Config
 	ckpt    string
 	ckptSum string
-	mem     memory.Allocator
+	// recorded: the file holds Embed's metadata (config, checkpoint); false for a file
+	// rewritten by another tool, whose width is taken from the data.
+	recorded bool
+	mem      memory.Allocator
 }
 
 // Open opens an index written by Embed and checks it before any data is read: its
@@ -97,47 +101,6 @@ func Open(path string, lim Limits) (ix *Reader, err error) {
 	if err := ix.checkRowGroups(rdr, lim); err != nil {
 		return fail(err)
 	}
-	kv := md.KeyValueMetadata()
-	get := func(key string) (string, error) {
-		if v := kv.FindValue(key); v != nil {
-			return *v, nil
-		}
-		return "", fmt.Errorf("no %q metadata: not a clipgo embedding index (write one with clipgo embed)", key)
-	}
-	v, err := get(MetaVersion)
-	if err != nil {
-		return fail(err)
-	}
-	if v != strconv.Itoa(Version) {
-		return fail(fmt.Errorf("index version %q is not supported (this build reads version %d)", v, Version))
-	}
-	d, err := get(MetaEmbedDim)
-	if err != nil {
-		return fail(err)
-	}
-	if ix.dim, err = strconv.Atoi(d); err != nil || ix.dim < 1 || ix.dim > lim.MaxDim {
-		return fail(fmt.Errorf("%s %q: want an integer in [1, %d]", MetaEmbedDim, d, lim.MaxDim))
-	}
-	c, err := get(MetaConfig)
-	if err != nil {
-		return fail(err)
-	}
-	if err := json.Unmarshal([]byte(c), &ix.config); err != nil {
-		return fail(fmt.Errorf("%s: %w", MetaConfig, err))
-	}
-	if ix.config.EmbedDim != ix.dim {
-		return fail(fmt.Errorf("%s says E=%d but %s says %d", MetaConfig, ix.config.EmbedDim, MetaEmbedDim, ix.dim))
-	}
-	if p := kv.FindValue(MetaCheckpoint); p != nil {
-		ix.ckpt = *p
-	}
-	if h := kv.FindValue(MetaCheckpointSHA256); h != nil {
-		if !isHexSHA256(*h) {
-			return fail(fmt.Errorf("%s %s: want 64 hexadecimal digits", MetaCheckpointSHA256, readable.Quote(clipString(*h, 80))))
-		}
-		ix.ckptSum = *h
-	}
-
 	if ix.fr, err = pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, ix.mem); err != nil {
 		return fail(err)
 	}
@@ -155,12 +118,103 @@ func Open(path string, lim Limits) (ix *Reader, err error) {
 			return fail(err)
 		}
 	}
+	if kv := md.KeyValueMetadata(); kv.FindValue(MetaVersion) != nil {
+		if err := ix.readMetadata(kv, lim); err != nil {
+			return fail(err)
+		}
+	} else if err := ix.inferDim(lim); err != nil {
+		return fail(err)
+	}
 	for _, col := range []string{ColImageEmbedding, ColTextEmbedding} {
 		if err := ix.checkField(col, fmt.Sprintf("fixed_size_list<float32>[%d]", ix.dim), ix.isVectorType); err != nil {
 			return fail(err)
 		}
 	}
 	return ix, nil
+}
+
+// readMetadata reads what Embed records of the model (version, width, config, checkpoint).
+func (ix *Reader) readMetadata(kv metadata.KeyValueMetadata, lim Limits) error {
+	ix.recorded = true
+	get := func(key string) (string, error) {
+		if v := kv.FindValue(key); v != nil {
+			return *v, nil
+		}
+		return "", fmt.Errorf("no %q metadata: not a clipgo embedding index (write one with clipgo embed)", key)
+	}
+	v, err := get(MetaVersion)
+	if err != nil {
+		return err
+	}
+	if v != strconv.Itoa(Version) {
+		return fmt.Errorf("index version %q is not supported (this build reads version %d)", v, Version)
+	}
+	d, err := get(MetaEmbedDim)
+	if err != nil {
+		return err
+	}
+	if ix.dim, err = strconv.Atoi(d); err != nil || ix.dim < 1 || ix.dim > lim.MaxDim {
+		return fmt.Errorf("%s %q: want an integer in [1, %d]", MetaEmbedDim, d, lim.MaxDim)
+	}
+	c, err := get(MetaConfig)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(c), &ix.config); err != nil {
+		return fmt.Errorf("%s: %w", MetaConfig, err)
+	}
+	if ix.config.EmbedDim != ix.dim {
+		return fmt.Errorf("%s says E=%d but %s says %d", MetaConfig, ix.config.EmbedDim, MetaEmbedDim, ix.dim)
+	}
+	if p := kv.FindValue(MetaCheckpoint); p != nil {
+		ix.ckpt = *p
+	}
+	if h := kv.FindValue(MetaCheckpointSHA256); h != nil {
+		if !isHexSHA256(*h) {
+			return fmt.Errorf("%s %s: want 64 hexadecimal digits", MetaCheckpointSHA256, readable.Quote(clipString(*h, 80)))
+		}
+		ix.ckptSum = *h
+	}
+	return nil
+}
+
+// inferDim takes the embedding width of an index that records no metadata (rewritten by
+// another tool: DuckDB's COPY keeps the columns but drops the key/value metadata) from its
+// image_embedding column: the fixed size of a fixed_size_list, else the first row's length
+// (Scan then holds every row to it).
+func (ix *Reader) inferDim(lim Limits) error {
+	fixed := false
+	isVector := func(t arrow.DataType) bool {
+		if f, ok := t.(*arrow.FixedSizeListType); ok {
+			ix.dim, fixed = int(f.Len()), true
+		}
+		return ix.isVectorType(t)
+	}
+	if err := ix.checkField(ColImageEmbedding, "a list of float32", isVector); err != nil {
+		return fmt.Errorf("no %q metadata and %w: not a clipgo embedding index (write one with clipgo embed)", MetaVersion, err)
+	}
+	if !fixed {
+		g := 0 // the first row group with rows (checkRowGroups saw that the file has some)
+		for ix.rgStart[g+1] == ix.rgStart[g] {
+			g++
+		}
+		cols, release, err := ix.readGroup(context.Background(), g, []string{ColImageEmbedding})
+		if err != nil {
+			return fmt.Errorf("row group %d column %s: %w", g, ColImageEmbedding, err)
+		}
+		defer release()
+		arr, _ := indexChunkAt(cols[ColImageEmbedding], 0)
+		v, ok := arr.(indexVectorArray)
+		if !ok || v.IsNull(0) {
+			return fmt.Errorf("column %s: the first row holds no embedding", ColImageEmbedding)
+		}
+		s, e := v.ValueOffsets(0)
+		ix.dim = int(e - s)
+	}
+	if ix.dim < 1 || ix.dim > lim.MaxDim {
+		return fmt.Errorf("column %s: embeddings of %d values (want 1 to %d)", ColImageEmbedding, ix.dim, lim.MaxDim)
+	}
+	return nil
 }
 
 // indexCheckFooter reads the Parquet trailer (footer length, "PAR1") and bounds the footer.
@@ -273,6 +327,12 @@ func (ix *Reader) Rows() int { return int(ix.rgStart[len(ix.rgStart)-1]) }
 
 // Dim returns the embedding width E.
 func (ix *Reader) Dim() int { return ix.dim }
+
+// Recorded reports whether the index records the model that made it (Embed's metadata:
+// version, width, config, checkpoint). An index rewritten by another tool (DuckDB's COPY
+// drops the key/value metadata) does not: its width comes from the data, Config is zero and
+// CheckpointSHA256 empty.
+func (ix *Reader) Recorded() bool { return ix.recorded }
 
 // Config returns the model config the index was made with.
 func (ix *Reader) Config() fusion.Config { return ix.config }

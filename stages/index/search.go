@@ -79,7 +79,8 @@ type SearchResult struct {
 // image (or caption) embeddings by cosine similarity to it. It writes one
 // `rank key score caption` line per hit on w and, with opt.HTML, a page showing the hits'
 // images from the index. The index must come from the same model: its embedding width and
-// model config are checked against the checkpoint's.
+// model config are checked against the checkpoint's (only the width, with a warning, for an
+// index whose metadata another tool dropped).
 func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, error) {
 	res := SearchResult{Query: opt.Query, Kind: "text", Over: opt.Over}
 	switch {
@@ -117,14 +118,19 @@ func Search(ctx context.Context, opt SearchOptions, w io.Writer) (SearchResult, 
 		return res, fmt.Errorf("search: index %s holds %d-dimensional embeddings but checkpoint %s makes %d-dimensional ones: embed the data again with this checkpoint",
 			opt.Index, ix.Dim(), em.Path, cfg.EmbedDim)
 	}
-	if ix.Config() != cfg {
-		a, _ := json.Marshal(ix.Config())
-		b, _ := json.Marshal(cfg)
-		return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
-			opt.Index, a, em.Path, b)
-	}
-	if err := checkIndexCheckpoint(ix, em, opt); err != nil {
-		return res, fmt.Errorf("search: %w", err)
+	if !ix.Recorded() {
+		cmp.Or(opt.Log, slog.Default()).Warn("the index records no clipgo metadata (rewritten by another tool, such as DuckDB's COPY, which drops it): only its embedding width matches this checkpoint's; if its embeddings come from another model or other weights the results are meaningless",
+			"index", opt.Index, "dim", ix.Dim(), "checkpoint", em.Path)
+	} else {
+		if ix.Config() != cfg {
+			a, _ := json.Marshal(ix.Config())
+			b, _ := json.Marshal(cfg)
+			return res, fmt.Errorf("search: index %s was made by another model (%s) than checkpoint %s (%s): embed the data again with this checkpoint",
+				opt.Index, a, em.Path, b)
+		}
+		if err := checkIndexCheckpoint(ix, em, opt); err != nil {
+			return res, fmt.Errorf("search: %w", err)
+		}
 	}
 	q, queryImg, err := searchEmbedQuery(opt, em)
 	if err != nil {
