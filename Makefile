@@ -25,8 +25,14 @@ TEST_PACKAGES := dataset-fashion-mnist python3-torch python3-sklearn python3-pil
 # against clipgo's encoder (fusion/onnx's test). --onnxruntime-node-install=skip: the CPU runtime is in
 # the npm tarball; the flag skips the postinstall download of the CUDA provider from GitHub.
 ONNX_PEER := scripts/peers/onnx
+# hyparquet (+ hyparquet-compressors for Zstandard) and @duckdb/node-api (npm, pinned in
+# scripts/peers/parquet/package-lock.json) read clipgo embed's index and rewrite it (stages/index).
+PARQUET_PEER := scripts/peers/parquet
+# Node.js and npm for both: Debian's (bookworm: Node 18) when npm is missing; a NodeSource nodejs
+# brings its own npm (and conflicts with Debian's npm package, so npm is not in TEST_PACKAGES).
+NODE_DEPS := command -v npm >/dev/null || internal/sysdeps/ensure.sh nodejs npm
 
-.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -44,15 +50,35 @@ build-mpi: deps ## build bin/clipgo-mpi, the data-parallel clipgo (Open MPI or M
 	@internal/sysdeps/ensure.sh $(MPI_PACKAGES)
 	CC=mpicc $(GO) build -tags mpi -o $(MPI_BIN) ./cmd/clipgo
 
-test-deps: ## install the system packages the tests use (apt-get, as root), and onnxruntime-node (npm ci)
+test-deps: ## install the system packages the tests use (apt-get, as root), onnxruntime-node, hyparquet and DuckDB (npm ci)
 	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
-	@$(MAKE) --no-print-directory onnx-deps
+	@$(MAKE) --no-print-directory onnx-deps parquet-deps
 
 onnx-deps: $(ONNX_PEER)/node_modules/.package-lock.json ## install the pinned onnxruntime-node into scripts/peers/onnx (npm ci, ~300 MB)
 
 $(ONNX_PEER)/node_modules/.package-lock.json: $(ONNX_PEER)/package-lock.json $(ONNX_PEER)/package.json
-	@command -v npm >/dev/null || { echo "clipgo: npm is needed for onnxruntime-node (install Node.js >= 20 with npm)" >&2; exit 1; }
+	@$(NODE_DEPS)
 	cd $(ONNX_PEER) && npm ci --onnxruntime-node-install=skip --no-audit --no-fund
+
+parquet-deps: $(PARQUET_PEER)/node_modules/.package-lock.json ## install the pinned hyparquet and @duckdb/node-api into scripts/peers/parquet (npm ci, ~70 MB)
+
+$(PARQUET_PEER)/node_modules/.package-lock.json: $(PARQUET_PEER)/package-lock.json $(PARQUET_PEER)/package.json
+	@$(NODE_DEPS)
+	cd $(PARQUET_PEER) && npm ci --no-audit --no-fund
+
+# The interop suite: other tools' files read by clipgo and clipgo's read by them, each against a
+# reference (PyTorch state dicts in open_clip and Hugging Face naming and clipgo's written back,
+# PIL's decode, onnxruntime, hyparquet and DuckDB). make test runs the same tests, skipping those
+# whose peers are missing (failing under CLIPGO_REQUIRE_ALL=1); make interop requires them all.
+INTEROP_PACKAGES := python3-torch python3-pil python3-torchvision python3-onnx libopenblas0-openmp
+INTEROP_PKGS := ./stages/index ./fusion ./fusion/weights ./fusion/onnx ./data/imageproc
+INTEROP_TESTS := Interop|BothRootLayouts|ReadWeights|HuggingFace|WriteReadsBack|ONNXChecker|ONNXRuntime|PIL
+interop-deps: ## install what make interop needs: Debian's PyTorch, PIL, torchvision and onnx, Node.js, and the pinned npm peers
+	@internal/sysdeps/ensure.sh $(BUILD_PACKAGES) $(INTEROP_PACKAGES)
+	@$(MAKE) --no-print-directory onnx-deps parquet-deps
+
+interop: deps interop-deps ## the interop tests, every peer required (PyTorch ViT/ResNet/QuickGELU/F16/module./HF weights both ways, PIL decode, ONNX, Parquet via hyparquet and DuckDB)
+	CLIPGO_REQUIRE_ALL=1 CLIPGO_SHARED=$(SHARED) $(GO) test -count=1 -timeout 15m -run '$(INTEROP_TESTS)' $(INTEROP_PKGS)
 
 onnx-check: onnx-deps ## clipgo export's ONNX graphs of full-size ViT-B/32 and RN50 layouts (random weights) against clipgo's encoder under onnxruntime (~2 min; make test runs the tiny models)
 	@internal/sysdeps/ensure.sh python3-onnx
