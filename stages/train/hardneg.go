@@ -198,6 +198,7 @@ func (t *trainer) streamOrder(ctx context.Context, s *stream) ([]string, error) 
 	}
 	start := time.Now()
 	if h.keys == nil || h.step != t.step {
+		t.log.Info("hard negatives: embedding the training images", "stream", s.id, "epoch", s.epoch, "step", t.step)
 		if err := h.embed(ctx, t, s.loader.Config().Files); err != nil {
 			return nil, fmt.Errorf("train.hard_negatives: embedding the training images: %w", err)
 		}
