@@ -43,6 +43,7 @@ type Details struct {
 	TopConfusions []Confusion  `json:"top_confusions,omitempty"`   // without Confusion: its largest off-diagonal cells, largest first
 	Note          string       `json:"note,omitempty"`             // what was left out, and why
 	Examples      []Example    `json:"examples,omitempty"`
+	Failures      []Failure    `json:"failures,omitempty"` // zero-shot: misclassified images, worst first within each class
 	Images        int          `json:"images"`
 	Texts         int          `json:"texts,omitempty"`
 }
@@ -71,14 +72,43 @@ type ClassScore struct {
 	Top    string  `json:"most_confused_with,omitempty"`
 }
 
+// Failure is a misclassified image of a zero-shot evaluation: the classes of lowest recall
+// get up to MaxFailuresPerClass each, those the model got most wrong (largest margin of the
+// predicted class's score over the true class's) first.
+type Failure struct {
+	Key            string  `json:"key"`
+	Class          string  `json:"class"`
+	Predicted      string  `json:"predicted"`
+	Score          float64 `json:"score"`           // cosine similarity with the true class's weight
+	PredictedScore float64 `json:"predicted_score"` // with the predicted class's
+	Image          string  `json:"image,omitempty"` // data URI: the image as the model saw it
+}
+
+// Bounds of the zero-shot failures.
+const (
+	MaxFailuresPerClass = 3
+	MaxFailureClasses   = 16
+)
+
 // Example is one query of a retrieval evaluation with its top results, the right
 // answers marked; images are data URIs (small JPEGs) so a report stays one self-contained file.
+// Kind is "" for queries spread evenly over the split, KindWorst for the queries whose first
+// right answer ranks lowest: then Rank is that rank, and Answer (text→image: the right image)
+// or AnswerText (image→text: a right caption) shows what the model should have found.
 type Example struct {
-	Direction string `json:"direction"` // "text_to_image" or "image_to_text"
-	Query     string `json:"query"`     // the caption, or the image's key
-	QueryImg  string `json:"query_image,omitempty"`
-	Results   []Hit  `json:"results"`
+	Direction  string `json:"direction"` // "text_to_image" or "image_to_text"
+	Kind       string `json:"kind,omitempty"`
+	Query      string `json:"query"` // the caption, or the image's key
+	QueryImg   string `json:"query_image,omitempty"`
+	Results    []Hit  `json:"results"`
+	Rank       int    `json:"rank,omitempty"`
+	Answer     string `json:"answer_image,omitempty"`
+	AnswerKey  string `json:"answer_key,omitempty"`
+	AnswerText string `json:"answer_text,omitempty"`
 }
+
+// KindWorst marks the retrieval examples that are the evaluation's worst failures.
+const KindWorst = "worst"
 
 // Hit is one ranked result.
 type Hit struct {
