@@ -120,7 +120,7 @@ func Retrieval(ctx context.Context, opts RetrievalOptions) (evalfile.Result, err
 		Task: evalfile.TaskRetrieval, Metrics: r.Metrics()}
 	det := evalfile.Details{Images: ni, Texts: nt}
 	if opts.Examples > 0 {
-		if det.Examples, err = examples(ctx, files, emb, model.Enc.Dim(), opts.Examples); err != nil {
+		if det.Examples, err = examples(ctx, files, emb, model.Enc.Dim(), opts.Examples, r); err != nil {
 			return evalfile.Result{}, fmt.Errorf("retrieval %s: examples: %w", name, err)
 		}
 	}
@@ -191,9 +191,11 @@ func embedSplit(ctx context.Context, model *evalmodel.Model, files []string, tot
 	return &out, nil
 }
 
-// examples picks n caption queries and n image queries spread evenly over the split and
-// returns their top results, with the images read back from the shards as data URIs.
-func examples(ctx context.Context, files []string, emb *embeddedSplit, dim, n int) ([]evalfile.Example, error) {
+// examples picks n caption queries and n image queries spread evenly over the split, then
+// the n of each whose first right answer ranks lowest (evalfile.KindWorst, those that rank it
+// first left out), and returns their top results, with the images read back from the shards
+// as data URIs.
+func examples(ctx context.Context, files []string, emb *embeddedSplit, dim, n int, r metrics.Retrieval) ([]evalfile.Example, error) {
 	ni, nt := len(emb.keys), len(emb.textImage)
 	captions, err := readCaptions(ctx, files)
 	if err != nil {
@@ -212,22 +214,42 @@ func examples(ctx context.Context, files []string, emb *embeddedSplit, dim, n in
 	}
 	var out []evalfile.Example
 	need := map[string]bool{}
-	for _, q := range spread(nt, n) {
-		ex := evalfile.Example{Direction: "text_to_image", Query: capText[q]}
+	textQuery := func(q int, kind string) {
+		ex := evalfile.Example{Direction: "text_to_image", Kind: kind, Query: capText[q]}
 		for _, h := range topK(emb.texts[q*dim:(q+1)*dim], emb.images, dim, retrievalTop) {
 			ex.Results = append(ex.Results, evalfile.Hit{Key: emb.keys[h.row], Score: h.score, Correct: h.row == emb.textImage[q]})
 			need[emb.keys[h.row]] = true
 		}
+		if kind == evalfile.KindWorst {
+			ex.Rank, ex.AnswerKey = r.ImageRanks[q], emb.keys[emb.textImage[q]]
+			need[ex.AnswerKey] = true
+		}
 		out = append(out, ex)
 	}
-	for _, q := range spread(ni, n) {
-		ex := evalfile.Example{Direction: "image_to_text", Query: emb.keys[q]}
+	imageQuery := func(q int, kind string) {
+		ex := evalfile.Example{Direction: "image_to_text", Kind: kind, Query: emb.keys[q]}
 		need[emb.keys[q]] = true
 		for _, h := range topK(emb.images[q*dim:(q+1)*dim], emb.texts, dim, retrievalTop) {
 			i := emb.textImage[h.row]
 			ex.Results = append(ex.Results, evalfile.Hit{Key: emb.keys[i], Text: capText[h.row], Score: h.score, Correct: i == q})
 		}
+		if kind == evalfile.KindWorst {
+			ex.Rank = r.TextRanks[q]
+			ex.AnswerText = capText[slices.Index(emb.textImage, q)]
+		}
 		out = append(out, ex)
+	}
+	for _, q := range spread(nt, n) {
+		textQuery(q, "")
+	}
+	for _, q := range spread(ni, n) {
+		imageQuery(q, "")
+	}
+	for _, q := range worst(r.ImageRanks, n) {
+		textQuery(q, evalfile.KindWorst)
+	}
+	for _, q := range worst(r.TextRanks, n) {
+		imageQuery(q, evalfile.KindWorst)
 	}
 	images, err := readImages(ctx, files, need)
 	if err != nil {
@@ -250,8 +272,24 @@ func examples(ctx context.Context, files []string, emb *embeddedSplit, dim, n in
 		for h := range ex.Results {
 			ex.Results[h].Image = uris[ex.Results[h].Key]
 		}
+		if ex.AnswerKey != "" {
+			ex.Answer = uris[ex.AnswerKey]
+		}
 	}
 	return out, nil
+}
+
+// worst returns the indices of up to n of ranks' largest ranks above 1 (the queries whose
+// first right answer the model ranks lowest), worst first, lower index first on ties.
+func worst(ranks []int, n int) []int {
+	var idx []int
+	for i, r := range ranks {
+		if r > 1 {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return ranks[b] - ranks[a] })
+	return idx[:min(len(idx), n)]
 }
 
 // readCaptions returns every record's captions by key, reading no image bytes.

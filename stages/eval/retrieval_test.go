@@ -66,8 +66,35 @@ func TestRetrievalOnSyntheticScenes(t *testing.T) {
 	if res.Metrics["text_retrieval_recall@1"] != got.Metrics["text_retrieval_recall@1"] {
 		t.Error("returned and written results differ")
 	}
-	if det.Images != len(val) || det.Texts != nt || len(det.Examples) != 2*examples {
-		t.Fatalf("details: %d images, %d texts, %d examples; want %d, %d, %d", det.Images, det.Texts, len(det.Examples), len(val), nt, 2*examples)
+	// The spread queries, then the worst failures (a random model has some each way).
+	spreadN := slices.IndexFunc(det.Examples, func(e evalfile.Example) bool { return e.Kind == evalfile.KindWorst })
+	if det.Images != len(val) || det.Texts != nt || spreadN != 2*examples || len(det.Examples) != 4*examples {
+		t.Fatalf("details: %d images, %d texts, %d examples (%d spread); want %d, %d, %d (%d)", det.Images, det.Texts,
+			len(det.Examples), spreadN, len(val), nt, 4*examples, 2*examples)
+	}
+	for i, ex := range det.Examples[spreadN:] {
+		if ex.Kind != evalfile.KindWorst || ex.Rank < 2 {
+			t.Fatalf("worst example %d: kind %q rank %d", i, ex.Kind, ex.Rank)
+		}
+		if prev := det.Examples[spreadN+i-1]; i > 0 && prev.Direction == ex.Direction && prev.Rank < ex.Rank {
+			t.Errorf("worst %s failures not worst first: rank %d then %d", ex.Direction, prev.Rank, ex.Rank)
+		}
+		for _, h := range ex.Results[:min(len(ex.Results), ex.Rank-1)] {
+			if h.Correct {
+				t.Errorf("%q: a right answer above its first right answer's rank %d", ex.Query, ex.Rank)
+			}
+		}
+		switch ex.Direction {
+		case "text_to_image":
+			checkJPEGURI(t, ex.Answer)
+			if !slices.Contains(captionsOf[ex.AnswerKey], ex.Query) {
+				t.Errorf("%q: answer %s is not its image", ex.Query, ex.AnswerKey)
+			}
+		case "image_to_text":
+			if !slices.Contains(captionsOf[ex.Query], ex.AnswerText) {
+				t.Errorf("%s: answer %q is not its caption", ex.Query, ex.AnswerText)
+			}
+		}
 	}
 	for _, ex := range det.Examples {
 		if len(ex.Results) != 5 {

@@ -105,6 +105,7 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 		return evalfile.Result{}, fmt.Errorf("zeroshot: task %s: %w", task.Name, err)
 	}
 	bar := progress.New(opts.Progress, log, "zeroshot", set.total)
+	failures := newFailureKeeper(model.Config.Vision.ImageSize)
 	labels := make([]int, 0, cmp.Or(max(opts.Batch, 0), DefaultBatch))
 	err = set.stream(ctx, func(images []float32, keys []string, labs []int32) error {
 		e, err := model.Enc.Images(images)
@@ -128,6 +129,9 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 		if err := counts.Add(logits, labels); err != nil {
 			return err
 		}
+		if err := failures.add(images, keys, labels, logits, task.ClassNames); err != nil {
+			return err
+		}
 		bar.Add(int64(len(labs)), "")
 		return nil
 	})
@@ -146,6 +150,7 @@ func ZeroShot(ctx context.Context, opts ZeroShotOptions) (evalfile.Result, error
 	res := evalfile.Result{Dataset: cmp.Or(opts.Dataset, set.name), Model: model.Desc, Pretrained: model.Path,
 		Task: evalfile.TaskZeroShot, Metrics: cls.Metrics()}
 	det := evalfile.Details{ClassNames: task.ClassNames, PerClass: perClass(task.ClassNames, counts), Images: counts.Images()}
+	det.Failures = failures.list(det.PerClass)
 	if C <= evalfile.MaxConfusionClasses {
 		det.Confusion = counts.Confusion()
 	} else {
