@@ -17,6 +17,7 @@ func TestReportInBrowser(t *testing.T) {
 	b := browsercheck.Require(t)
 	for name, run := range map[string]string{
 		"report-48-classes": fakeRun(t, true),
+		"report-explain":    explainRun(t),
 		"report-10-classes": func() string {
 			counts, names := fakeConfusion(10)
 			counts[3] = make([]int, 10)

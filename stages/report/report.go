@@ -118,6 +118,10 @@ func Write(opts Options) (string, error) {
 		page.Evals = append(page.Evals, v)
 	}
 
+	if page.Explain, err = explainSection(filepath.Join(opts.RunDir, ExplainDir), opts.RunDir); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+
 	var buf bytes.Buffer
 	if err := reportTemplate.Execute(&buf, page); err != nil {
 		return "", fmt.Errorf("report: %w", err)
@@ -195,6 +199,7 @@ type reportPage struct {
 	Figures        []figure
 	Validation     []runlog.Val
 	Evals          []evalView
+	Explain        *explainView // the run's explain/ directory (clipgo explain), when it has one
 }
 
 type fact struct{ Name, Value string }
@@ -217,6 +222,18 @@ type evalView struct {
 	TopConfusions              []confusionRow
 	TopConfusionsOf            int // off-diagonal cells with images in all
 	Examples                   []exampleGroup
+	Failures                   []failureGroup // zero-shot: misclassified images by class
+}
+
+// failureGroup is one class's misclassified images.
+type failureGroup struct {
+	Class, Recall string
+	Items         []failureView
+}
+
+type failureView struct {
+	Key, Predicted, Score, PredictedScore string
+	Image                                 template.URL
 }
 
 // confusionRow is one cell of a top-confusions table.
@@ -230,7 +247,8 @@ type metricRow struct{ Name, Meaning, Value string }
 
 type exampleGroup struct {
 	Title    string
-	TopK     int // the most results shown for one query
+	Worst    bool // the evaluation's worst failures, not queries spread over the split
+	TopK     int  // the most results shown for one query
 	Examples []exampleView
 }
 
@@ -240,6 +258,10 @@ type exampleView struct {
 	Found    bool // a right answer is among the shown results
 	TextHits bool // the results are captions, not images
 	Hits     []hitView
+	// A worst failure's rank of its first right answer, and that answer: an image, or a caption.
+	Rank                  int
+	Answer                template.URL
+	AnswerKey, AnswerText string
 }
 
 type hitView struct {
@@ -444,19 +466,32 @@ func evalSection(ev loadedEval, dir, runDir string) (evalView, error) {
 			v.Confusion = &fig
 		}
 	}
+	v.Examples = exampleGroups(det.Examples)
+	v.Failures = failureGroups(det.Failures, det.PerClass)
+	return v, nil
+}
+
+// exampleGroups groups retrieval examples (or explain's neighbours) by kind and direction,
+// in the order they first appear, keeping up to MaxExamples per group and MaxHits per query.
+func exampleGroups(examples []evalfile.Example) []exampleGroup {
 	groups := map[string]*exampleGroup{}
 	var order []string
-	for _, ex := range det.Examples {
-		g := groups[ex.Direction]
+	for _, ex := range examples {
+		id := ex.Kind + "/" + ex.Direction
+		g := groups[id]
 		if g == nil {
-			g = &exampleGroup{Title: directionTitle(ex.Direction)}
-			groups[ex.Direction] = g
-			order = append(order, ex.Direction)
+			g = &exampleGroup{Title: directionTitle(ex.Direction), Worst: ex.Kind == evalfile.KindWorst}
+			if g.Worst {
+				g.Title = worstTitle(ex.Direction)
+			}
+			groups[id] = g
+			order = append(order, id)
 		}
 		if len(g.Examples) == MaxExamples {
 			continue
 		}
-		e := exampleView{Query: ex.Query, QueryImg: imageURI(ex.QueryImg)}
+		e := exampleView{Query: ex.Query, QueryImg: imageURI(ex.QueryImg), Rank: ex.Rank, Answer: imageURI(ex.Answer),
+			AnswerKey: ex.AnswerKey, AnswerText: ex.AnswerText}
 		for i, h := range ex.Results[:min(len(ex.Results), MaxHits)] {
 			e.Hits = append(e.Hits, hitView{Rank: i + 1, Key: h.Key, Text: h.Text, Image: imageURI(h.Image),
 				Score: strconv.FormatFloat(h.Score, 'f', 3, 64), Correct: h.Correct})
@@ -466,10 +501,46 @@ func evalSection(ev loadedEval, dir, runDir string) (evalView, error) {
 		g.TopK = max(g.TopK, len(e.Hits))
 		g.Examples = append(g.Examples, e)
 	}
-	for _, d := range order {
-		v.Examples = append(v.Examples, *groups[d])
+	out := make([]exampleGroup, 0, len(order))
+	for _, id := range order {
+		out = append(out, *groups[id])
 	}
-	return v, nil
+	return out
+}
+
+// MaxFailureClasses is the most classes whose misclassified images the report shows.
+const MaxFailureClasses = evalfile.MaxFailureClasses
+
+// failureGroups groups a zero-shot evaluation's misclassified images by true class, in the
+// order the details list them (lowest recall first), with the class's recall.
+func failureGroups(failures []evalfile.Failure, per []evalfile.ClassScore) []failureGroup {
+	recall := map[string]float64{}
+	for _, c := range per {
+		recall[c.Class] = c.Recall
+	}
+	var out []failureGroup
+	at := map[string]int{}
+	for _, f := range failures {
+		i, ok := at[f.Class]
+		if !ok {
+			if len(out) == MaxFailureClasses {
+				continue
+			}
+			i = len(out)
+			at[f.Class] = i
+			r := ""
+			if v, ok := recall[f.Class]; ok {
+				r = strconv.FormatFloat(100*v, 'f', 1, 64) + "%"
+			}
+			out = append(out, failureGroup{Class: f.Class, Recall: r})
+		}
+		if len(out[i].Items) == evalfile.MaxFailuresPerClass {
+			continue
+		}
+		out[i].Items = append(out[i].Items, failureView{Key: f.Key, Predicted: f.Predicted, Image: imageURI(f.Image),
+			Score: strconv.FormatFloat(f.Score, 'f', 3, 64), PredictedScore: strconv.FormatFloat(f.PredictedScore, 'f', 3, 64)})
+	}
+	return out
 }
 
 // topConfusionsPast is the number of classes past which a confusion matrix, however drawn,
@@ -670,6 +741,16 @@ func imageURI(s string) template.URL {
 		}
 	}
 	return ""
+}
+
+func worstTitle(d string) string {
+	switch d {
+	case "text_to_image":
+		return "Worst failures, text → image: the captions whose image ranks lowest"
+	case "image_to_text":
+		return "Worst failures, image → text: the images whose captions rank lowest"
+	}
+	return "Worst failures: " + d
 }
 
 func directionTitle(d string) string {
