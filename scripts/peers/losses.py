@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Training losses in PyTorch (float64), references for clipgo's fusion losses.
 
-Usage: losses.py siglip|triplet|multipos < request.json
+Usage: losses.py siglip|triplet|multipos|ntxent < request.json
 
 Reads one JSON object from stdin: {"image": [[...]], "text": [[...]]} (raw features, [B, E]
 each) plus the loss's own inputs, and prints the loss and its gradients with respect to every
@@ -20,6 +20,10 @@ input as JSON ({"loss", "image", "text", ...}). Features are L2-normalised first
   loss = (CE(logits, q) + CE(logits.T, q)) / 2 with CE(x, q) = -(q * log_softmax(x, 1)).sum(1)
   .mean(): each row's cross-entropy against the uniform distribution over its positives.
   With distinct ids it is CLIP's loss.
+- ntxent (SimCLR's NT-Xent, Chen et al. 2020, as SLIP's SIMCLRLoss computes it): "image" and
+  "text" are the two augmented views of N images (first and second view; the names are the
+  request's), "temperature" tau; z = cat(view1, view2), logits = z @ z.T / tau with the
+  diagonal masked out, each view's target its twin (i + N, i - N), loss = cross_entropy mean.
 """
 import json
 import sys
@@ -60,14 +64,22 @@ def multipos(img, txt, d, leaves):
     return (i2t + t2i) / 2
 
 
+def ntxent(img, txt, d, leaves):
+    n = img.shape[0]
+    z = torch.cat([img, txt])
+    logits = (z @ z.T / d["temperature"]).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(logits, targets)
+
+
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in ("siglip", "triplet", "multipos"):
-        sys.exit("usage: losses.py siglip|triplet|multipos < request.json")
+    if len(sys.argv) != 2 or sys.argv[1] not in ("siglip", "triplet", "multipos", "ntxent"):
+        sys.exit("usage: losses.py siglip|triplet|multipos|ntxent < request.json")
     d = json.load(sys.stdin)
     img = torch.tensor(d["image"], dtype=torch.float64, requires_grad=True)
     txt = torch.tensor(d["text"], dtype=torch.float64, requires_grad=True)
     leaves = {"image": img, "text": txt}
-    loss = {"siglip": siglip, "triplet": triplet, "multipos": multipos}[sys.argv[1]](
+    loss = {"siglip": siglip, "triplet": triplet, "multipos": multipos, "ntxent": ntxent}[sys.argv[1]](
         F.normalize(img, dim=-1), F.normalize(txt, dim=-1), d, leaves)
     loss.backward()
     out = {"loss": loss.item()}
