@@ -18,7 +18,8 @@ import (
 // the third epoch: epochs 1 and 2 are mined (their orders saved in the run directory), the
 // model sees epoch 1's images in exactly its saved order, and a run stopped in the middle of
 // epoch 1 and resumed logs the same losses and ends with the same weights as one that never
-// stopped (the resume reads the saved order: the weights it was mined with are gone).
+// stopped (the resume reads the saved order: the weights it was mined with are gone); with two
+// data streams each mines its own share.
 func TestPretrainHardNegatives(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains twice for 26 steps (about 30 s on 2 busy cores); run without -short")
@@ -88,5 +89,25 @@ func TestPretrainHardNegatives(t *testing.T) {
 		if !slices.Equal(b[name], v) {
 			t.Fatalf("%s differs after the resume", name)
 		}
+	}
+
+	// Two data streams of unequal shares end their epochs at different steps: each mines its
+	// own share when its epoch ends.
+	streams := filepath.Join(t.TempDir(), "streams")
+	cfg := demoConfig(t, data, append(slices.Clone(sets), "data.streams=2", "train.steps=18")...)
+	if _, err := train.Run(ctx, train.Options{Config: cfg, RunDir: streams}, quiet, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	shares := 0
+	for s := range 2 {
+		var f struct{ Keys []string }
+		name := filepath.Join(streams, "hard_negatives", "stream-00"+string(rune('0'+s))+"-epoch-000001.json")
+		if err := json.Unmarshal(readFile(name), &f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		shares += len(f.Keys)
+	}
+	if shares != 86 {
+		t.Errorf("the two streams' mined orders hold %d keys, want the split's 86", shares)
 	}
 }
