@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -27,20 +26,23 @@ allocations per timed step. --threads sets GOMAXPROCS, which sizes every kernel'
 optimiser's goroutines (OpenBLAS itself runs single-threaded).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var prof *os.File
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
 					return fmt.Errorf("cpu profile: %w", err)
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("cpu profile %s: %w", cpuProfile, err)
-				}
-				defer pprof.StopCPUProfile()
+				prof, opts.CPUProfile = f, f
 			}
 			res, err := bench.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			if prof != nil {
+				if err := prof.Close(); err != nil {
+					return fmt.Errorf("cpu profile %s: %w", cpuProfile, err)
+				}
 			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 		},
@@ -55,6 +57,6 @@ optimiser's goroutines (OpenBLAS itself runs single-threaded).`,
 	f.Int64Var(&opts.Seed, "seed", 0, "model init seed (data from seed+1)")
 	f.IntVar(&opts.PeakN, "sgemm-n", 0, "size n of the n×n×n sgemm that measures the ceiling (0: 1024, -1: skip)")
 	f.StringArrayVar(&opts.Sets, "set", nil, "override a model size: --set text.vocab_size=49408 (repeatable)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the timed steps to this file")
 	return cmd
 }

@@ -6,10 +6,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +42,10 @@ type Options struct {
 	// ("text.vocab_size=49408"), to time a recipe's model (e.g. the demo's) on the same
 	// footing as the reference's presets.
 	Sets []string
+	// CPUProfile, when set, receives a pprof CPU profile of the timed steps alone (not the
+	// model set-up, the warm-up steps or the sgemm ceiling), so that its shares are those of a
+	// training step (scripts/profile_steps.py reads it).
+	CPUProfile io.Writer
 }
 
 // benchDefaults are the reference's per-preset batch, timed and warm-up steps.
@@ -175,6 +181,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if i == warmup {
 			runtime.GC()
 			runtime.ReadMemStats(&ms0)
+			if opts.CPUProfile != nil {
+				if err := pprof.StartCPUProfile(opts.CPUProfile); err != nil {
+					return res, fmt.Errorf("bench: cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 		}
 		d := data[i%len(data)]
 		t0 := time.Now()
@@ -204,6 +216,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	runtime.ReadMemStats(&ms1)
+	if opts.CPUProfile != nil && steps > 0 {
+		pprof.StopCPUProfile()
+	}
 	peak()
 	if steps > 0 {
 		res.AllocsPerStep = round(float64(ms1.Mallocs-ms0.Mallocs)/float64(steps), 1)

@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -125,6 +127,23 @@ func TestBench(t *testing.T) {
 	if res.LogitScale > math.Log(100) || res.LogitScale < 0 {
 		t.Errorf("logit scale %v not clamped", res.LogitScale)
 	}
+}
+
+// TestBenchCPUProfile checks that Options.CPUProfile receives a profile (gzip-compressed
+// protobuf, as pprof writes) and that the profiler is stopped when Run returns.
+func TestBenchCPUProfile(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := Run(context.Background(), Options{Preset: "tiny", Threads: 2, Steps: 2, Warmup: 1, Batch: 4, PeakN: -1,
+		CPUProfile: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	if b := buf.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("cpu profile: %d bytes, not a gzip-compressed pprof profile", len(b))
+	}
+	if err := pprof.StartCPUProfile(&bytes.Buffer{}); err != nil {
+		t.Fatalf("profiler still running after Run: %v", err)
+	}
+	pprof.StopCPUProfile()
 }
 
 func TestBenchErrors(t *testing.T) {
