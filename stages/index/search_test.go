@@ -323,6 +323,12 @@ func FuzzOpenIndex(f *testing.F) {
 		damaged[len(damaged)/3] ^= 0xff
 		f.Add(damaged)
 	}
+	// Without metadata (as DuckDB's COPY leaves an index): the width comes from the first row.
+	bare := filepath.Join(f.TempDir(), "bare.parquet")
+	searchTestIndex(f, bare, arrow.ListOf(arrow.PrimitiveTypes.Float32), rows, nil, "")
+	if b, err := os.ReadFile(bare); err == nil {
+		f.Add(b)
+	}
 	lim := Limits{MaxRows: 1 << 12, MaxDim: 64, MaxFooterBytes: 1 << 16, MaxRowGroupBytes: 1 << 20, MaxRowGroups: 64}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "fuzz.parquet")
