@@ -32,7 +32,7 @@ PARQUET_PEER := scripts/peers/parquet
 # brings its own npm (and conflicts with Debian's npm package, so npm is not in TEST_PACKAGES).
 NODE_DEPS := command -v npm >/dev/null || internal/sysdeps/ensure.sh nodejs npm
 
-.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check explain-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -117,6 +117,15 @@ bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEE
 	  $(PYTHON) scripts/bench_peer.py --clipgo $(BIN) --peers $(SHARED)/peers --python $(PYTHON) \
 	    $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
 
+.PHONY: profile
+PROFILE_CONFIGS ?= tiny small recipe vitb32
+PROFILE_THREADS ?= 2
+profile: build ## per-op profiles of the training step, clipgo (pprof) and the PyTorch reference (torch.profiler) side by side, as share of step time per op group (docs/performance.md); PROFILE_CONFIGS, PROFILE_THREADS (e.g. "1 2"); raw JSON and .pprof in $(OUT)/profile (minutes; run on a quiet machine)
+	internal/sysdeps/ensure.sh python3-torch libopenblas0-openmp
+	$(PYTHON) scripts/profile_steps.py --clipgo $(BIN) --go $(GO) --peers $(SHARED)/peers --python $(PYTHON) \
+	  $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --configs $(PROFILE_CONFIGS) \
+	  --threads $(PROFILE_THREADS) --out $(OUT)/profile
+
 ann-bench: deps ## the IVF index at scale: 1M clustered vectors of dim 512 (ANN_N, ANN_DIM, ANN_NPROBE): build time, memory, latency p50/p99, recall@10 against the exact scan (minutes, ~5 GB)
 	$(GO) test -tags annbench -run '^TestANNScale$$' -v -count 1 -timeout 60m ./stages/index/
 
@@ -141,12 +150,16 @@ $(OUT)/demo/manifest.json: configs/data/demo.yaml | build
 RECIPE ?= demo
 RUN ?= $(OUT)/runs/$(RECIPE)
 DEMO_RUN := $(OUT)/runs/demo
-demo: data ## the main job: synthetic data -> pretrain -> zero-shot on held-out pairs -> retrieval -> report
+demo: data ## the main job: synthetic data -> pretrain -> zero-shot on held-out pairs -> retrieval -> explain -> report
 	$(BIN) pretrain --config demo --out $(DEMO_RUN) --resume auto
 	$(BIN) zeroshot --checkpoint $(DEMO_RUN) --data $(OUT)/demo --split zeroshot --task synthetic --out $(DEMO_RUN)/eval/zeroshot-synthetic.json
 	$(BIN) retrieval --checkpoint $(DEMO_RUN) --data $(OUT)/demo --split val --out $(DEMO_RUN)/eval/retrieval-val.json
+	$(BIN) explain --checkpoint $(DEMO_RUN) --data $(OUT)/demo --split zeroshot --out $(DEMO_RUN)/explain
 	$(BIN) report $(DEMO_RUN)
 	@echo "demo report: $(DEMO_RUN)/report/report.html"
+
+explain-check: ## after `make demo`: the similarity maps of the demo model must find the named shape in synthetic scenes
+	CLIPGO_EXPLAIN_CHECKPOINT=$(DEMO_RUN) $(GO) test -count=1 -v -run MapFindsNamedShape ./stages/explain
 
 NP ?= 2
 # One machine, as root or not: ranks started locally (no ssh needed), loopback only, no CPU

@@ -60,7 +60,7 @@ input pipeline, and trains and uses CLIP-style models. Each stage is a subcomman
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.Flags().Bool("version", false, "print the module version and the commit this binary was built from") // not -v: that is --verbose
 	root.AddCommand(newPrepareCmd(), newInspectCmd(), newTokenizeCmd(), newPretrainCmd(), newParityCmd(),
-		newZeroShotCmd(), newRetrievalCmd(), newProbeCmd(), newFilterCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd(), newBenchCmd(), newConvertCmd(), newExportCmd())
+		newZeroShotCmd(), newRetrievalCmd(), newProbeCmd(), newFilterCmd(), newEmbedCmd(), newSearchCmd(), newReportCmd(), newBenchCmd(), newConvertCmd(), newExportCmd(), newExplainCmd())
 	return root
 }
 

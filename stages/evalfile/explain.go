@@ -28,7 +28,7 @@ type Explanation struct {
 	Model      string       `json:"model"`
 	Checkpoint string       `json:"checkpoint"`
 	Dataset    string       `json:"dataset"`
-	Method     string       `json:"method"` // how the similarity maps are computed
+	Method     string       `json:"method"` // how the similarity maps are computed, in words
 	Maps       []SimilarMap `json:"maps,omitempty"`
 	Neighbours []Example    `json:"neighbours,omitempty"` // as retrieval's examples
 	Embedding  *EmbedMap    `json:"embedding_map,omitempty"`
@@ -41,7 +41,7 @@ type SimilarMap struct {
 	Text  string  `json:"text"`
 	Class string  `json:"class,omitempty"` // the image's class, labelled sets only
 	File  string  `json:"file"`            // PNG: the image, then the map over it
-	Min   float64 `json:"min"`             // cosine similarity range over the patches
+	Min   float64 `json:"min"`             // the map's range of values (see Explanation.Method)
 	Max   float64 `json:"max"`
 	Score float64 `json:"score"` // the pooled image embedding's cosine similarity with the text
 }
