@@ -23,6 +23,7 @@ type Config struct {
 	// logit_bias) that the checkpoint then holds.
 	Loss    string        `yaml:"loss,omitempty" json:"loss,omitempty"`
 	Triplet TripletConfig `yaml:"triplet,omitempty" json:"triplet,omitempty"` // the margin loss (model.loss triplet, or added to clip)
+	SSL     SSLConfig     `yaml:"ssl,omitempty" json:"ssl,omitempty"`         // SLIP's image self-supervised loss, added to the objective (ssl.go)
 }
 
 // MaxEmbedDim bounds the joint embedding's width as the towers' limits bound theirs (ViT-bigG
@@ -65,6 +66,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model.embed_dim %d must be in [1, %d]", c.EmbedDim, MaxEmbedDim)
 	}
 	if _, err := c.Objective(); err != nil {
+		return err
+	}
+	if err := c.SSL.validate(c); err != nil {
 		return err
 	}
 	if err := c.Vision.Validate(); err != nil {

@@ -148,7 +148,11 @@ func WeightsOf(cfg Config) ([]*nn.Param, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := objective.Build(b, in); err != nil {
+	out, err := objective.Build(b, in)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := withSSL(b, cfg, img, out.Loss, identityIDs(1)); err != nil {
 		return nil, err
 	}
 	return b.Params(), nil

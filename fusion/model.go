@@ -148,6 +148,9 @@ func build(cfg Config, batch int, seed int64, group *Group, opts []Option) (*Mod
 	if err != nil {
 		return nil, err
 	}
+	if out.Loss, err = withSSL(b, cfg, m.vision, out.Loss, m.ids); err != nil {
+		return nil, err
+	}
 	m.scale, _ = b.Lookup(LogitScaleName) // nil for a loss without a temperature
 	// The logits are copied out by taps beside the loss, roots of the forward pass of their own.
 	taps := make(G.Nodes, 0, 3)

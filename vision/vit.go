@@ -22,6 +22,7 @@ type ViT struct {
 	patches []float32 // [batch·Grid², 3·P·P], refilled by SetImages
 	output  *G.Node   // the projected image features [batch, embed]
 	tokens  *G.Node   // every token after ln_post [batch·seq, width], for Dense
+	pooled  *G.Node   // the class tokens after ln_post [batch, width], before proj
 	proj    *G.Node   // visual.proj [width, embed]
 
 	// Patch dropout: kept lists the token rows that go on, per image its class token and
@@ -109,7 +110,7 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 	steps := []func(*G.Node) (*G.Node, error){
 		t.dropPatches, lnPre.Forward, tr.Forward, lnPost.Forward,
 		func(x *G.Node) (*G.Node, error) { t.tokens = x; return nn.GatherRows(x, cls0) },
-		func(x *G.Node) (*G.Node, error) { return nn.MatMul(x, proj, false, false) },
+		func(x *G.Node) (*G.Node, error) { t.pooled = x; return nn.MatMul(x, proj, false, false) },
 	}
 	for _, f := range steps {
 		if x, err = f(x); err != nil {
@@ -122,6 +123,10 @@ func NewViT(b *nn.Builder, cfg Config, batch, embed int, quickGELU bool) (*ViT, 
 
 // Output implements Tower.
 func (t *ViT) Output() *G.Node { return t.output }
+
+// Pooled is the tower's trunk output, the class tokens after ln_post and before proj [batch,
+// width]: what an image self-supervised head reads (SLIP's SimCLR branch, model.ssl).
+func (t *ViT) Pooled() *G.Node { return t.pooled }
 
 // Dense adds to the graph the projection of every token after ln_post, open_clip's dense
 // features [batch·Tokens, embed] (each image's class token first, then its patches row by

@@ -47,6 +47,9 @@ func Write(out string, cfg fusion.Config, params []*nn.Param, format Format, dty
 	if dtype != safetensors.F32 && dtype != safetensors.F16 && dtype != safetensors.BF16 {
 		return fmt.Errorf("weights: dtype %s: want F32, F16 or BF16", dtype)
 	}
+	if format != Clipgo { // the training-only head stays in clipgo's checkpoints
+		cfg, params = fusion.InferenceWeights(cfg, params)
+	}
 	if err := checkParams(cfg, params); err != nil {
 		return err
 	}

@@ -292,6 +292,9 @@ func (c Config) Validate() error {
 	if err := t.HardNegatives.validate(); err != nil {
 		return err
 	}
+	if err := c.validateSSL(); err != nil {
+		return err
+	}
 	return t.EarlyStop.validate(c.Data.Val != "")
 }
 
