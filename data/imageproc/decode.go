@@ -96,7 +96,7 @@ func (l Limits) orDefault() Limits {
 type Info struct {
 	Format        string // "jpeg", "png", "gif", "webp" or "bmp"
 	Width, Height int    // pixels, as decoded
-	Model         string // colour model the decoder produced: "ycbcr", "gray", "gray16", "rgba", "nrgba", "rgba64", "nrgba64", "paletted", "cmyk", "nycbcra", or "other"
+	Model         string // colour model the decoder produced: "ycbcr", "rgb" (an RGB JPEG), "gray", "gray16", "rgba", "nrgba", "rgba64", "nrgba64", "paletted", "cmyk", "nycbcra", or "other"
 	Alpha         bool   // some pixel was not opaque and was composited over white
 }
 
