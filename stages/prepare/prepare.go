@@ -397,8 +397,11 @@ func encodeItem(it ingest.Item, resizer imageproc.Resizer, limits imageproc.Limi
 		return shard.Record{}, &ingest.Reject{Origin: it.Origin, Key: it.Key, Reason: reason, Detail: err.Error()}
 	}
 	img := it.Image
+	var raw []byte // the file's bytes, when the item came as a file
+	var info imageproc.Info
 	if img == nil {
-		raw, err := it.Load()
+		var err error
+		raw, err = it.Load()
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return reject(ingest.ReasonMissingFile, err)
@@ -409,7 +412,7 @@ func encodeItem(it ingest.Item, resizer imageproc.Resizer, limits imageproc.Limi
 		case err != nil:
 			return reject(ReasonReadError, err)
 		}
-		if img, _, err = imageproc.Decode(raw, limits); err != nil {
+		if img, info, err = imageproc.Decode(raw, limits); err != nil {
 			return reject(reasonImagePrefix+imageproc.Reason(err), err)
 		}
 	}
@@ -418,9 +421,14 @@ func encodeItem(it ingest.Item, resizer imageproc.Resizer, limits imageproc.Limi
 	if err != nil {
 		return reject(reasonImagePrefix+imageproc.Reason(err), err)
 	}
-	jpg, err := imageproc.EncodeJPEG(resized, quality)
-	if err != nil {
-		return reject(reasonImagePrefix+"encode", err)
+	// A JPEG that needs no resizing is stored as it came (img2dataset's skip_reencode): a
+	// re-encode would only lose detail, and the original bytes are what open_clip's
+	// preprocess(Image.open(f)) decodes, so the inference path then sees its exact pixels.
+	jpg := raw
+	if resized != img || info.Format != "jpeg" {
+		if jpg, err = imageproc.EncodeJPEG(resized, quality); err != nil {
+			return reject(reasonImagePrefix+"encode", err)
+		}
 	}
 	sum := sha256.Sum256(jpg)
 	size := resized.Bounds().Size()

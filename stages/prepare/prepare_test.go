@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -464,5 +465,40 @@ func TestPrepareValCountIsExact(t *testing.T) {
 	cfg.Source, cfg.Synthetic.N, cfg.ValCount = "synthetic", 10, 10
 	if _, err := prepare.Run(context.Background(), cfg, stagetest.Quiet, io.Discard); err == nil || !strings.Contains(err.Error(), "only 10 images") {
 		t.Fatalf("val-count of every image: err = %v", err)
+	}
+}
+
+// TestPrepareKeepsJPEGsItDoesNotResize: with no resizing (resize mode "no", or a keep_ratio
+// image no bigger than the size with only_if_bigger) a JPEG file's bytes reach the shard
+// unchanged; a PNG, or a JPEG that is resized, is encoded.
+func TestPrepareKeepsJPEGsItDoesNotResize(t *testing.T) {
+	root := t.TempDir()
+	cls := filepath.Join(root, "cats")
+	stagetest.Must(t, os.MkdirAll(cls, 0o755))
+	img := image.NewRGBA(image.Rect(0, 0, 48, 40))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	var j, p bytes.Buffer
+	stagetest.Must(t, jpeg.Encode(&j, img, &jpeg.Options{Quality: 80}))
+	stagetest.Must(t, png.Encode(&p, img))
+	stagetest.Must(t, os.WriteFile(filepath.Join(cls, "tom.jpg"), j.Bytes(), 0o644))
+	stagetest.Must(t, os.WriteFile(filepath.Join(cls, "kit.png"), p.Bytes(), 0o644))
+	for _, tc := range []struct {
+		mode    string
+		keepJPG bool
+	}{{"no", true}, {"center_crop", false}} {
+		cfg := stagetest.PrepareConfig(filepath.Join(t.TempDir(), "ds"))
+		cfg.Source, cfg.Root, cfg.ValFraction, cfg.ResizeMode = "imagefolder", root, 0, tc.mode
+		stagetest.Prepare(t, cfg)
+		for _, r := range stagetest.ReadAll(t, cfg.Out, "train") {
+			kept := bytes.Equal(r.JPG, j.Bytes())
+			if want := tc.keepJPG && r.Key == "cats/tom"; kept != want {
+				t.Errorf("resize mode %s, %s: stored as the file %v, want %v", tc.mode, r.Key, kept, want)
+			}
+			if sum := sha256.Sum256(r.JPG); r.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: sha256 is not of the stored bytes", r.Key)
+			}
+		}
 	}
 }
