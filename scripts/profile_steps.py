@@ -241,7 +241,7 @@ def main():
             print(table(go, ref) + "\n")
             print(top_table(go["funcs"], "func", go["total_s"]) + "\n")
             print(top_table(ref["ops"], "op", ref["total_s"]), flush=True)
-    print("\n### All configurations: %% of step time per op group, clipgo / reference\n")
+    print("\n### All configurations: % of step time per op group, clipgo / reference\n")
     print(summary(done), flush=True)
 
 
