@@ -11,11 +11,12 @@ import (
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/fusion/weights"
 	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/stages/internal/evalmodel"
 )
 
 // Config is what to convert.
 type Config struct {
-	In        string         // weights in any naming fusion.ReadWeights reads
+	In        string         // a run directory (its latest checkpoint), a Hugging Face model directory, or weights in any naming fusion.ReadWeights reads
 	QuickGELU bool           // In's activation is QuickGELU (a state dict does not say)
 	Out       string         // a .safetensors file, or a directory for weights.HuggingFace
 	Format    weights.Format // the naming to write
@@ -39,7 +40,11 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Out == "" {
 		return Result{}, fmt.Errorf("convert: no output path")
 	}
-	model, params, err := fusion.ReadWeights(cfg.In, cfg.QuickGELU)
+	in, err := evalmodel.WeightsFile(cfg.In)
+	if err != nil {
+		return Result{}, err
+	}
+	model, params, err := fusion.ReadWeights(in, cfg.QuickGELU)
 	if err != nil {
 		return Result{}, err
 	}

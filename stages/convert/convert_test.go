@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/clipgo/clipgo/fusion"
 	"github.com/clipgo/clipgo/fusion/weights"
 	"github.com/clipgo/clipgo/internal/safetensors"
+	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/text"
 	"github.com/clipgo/clipgo/vision"
 )
@@ -65,5 +67,29 @@ func TestRunConverts(t *testing.T) {
 		if _, err := Run(tc.c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Run(%+v) = %v, want an error about %s", tc.c, err, tc.want)
 		}
+	}
+}
+
+// TestRunReadsARunDirectory: a run directory stands for its latest checkpoint, as for the
+// evaluation commands.
+func TestRunReadsARunDirectory(t *testing.T) {
+	cfg := fusion.Config{EmbedDim: 8,
+		Vision: vision.Config{ImageSize: 16, PatchSize: 8, Width: 64, Layers: 1, Heads: 1, MLPRatio: 4},
+		Text:   text.Config{ContextLength: 8, VocabSize: 300, Width: 64, Layers: 1, Heads: 1, MLPRatio: 4}}
+	params, err := fusion.WeightsOf(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := t.TempDir()
+	if _, err := checkpoint.Save(run, 7, params, nil, checkpoint.Meta{Config: string(raw), Step: 7}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "open_clip.safetensors")
+	if r, err := Run(Config{In: run, Out: out, Format: weights.OpenCLIP}); err != nil || r.Model != cfg {
+		t.Fatalf("convert of a run directory: %+v, %v", r, err)
 	}
 }

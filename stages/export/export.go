@@ -17,7 +17,6 @@ import (
 	"github.com/clipgo/clipgo/internal/atomicfile"
 	"github.com/clipgo/clipgo/internal/progress"
 	"github.com/clipgo/clipgo/nn"
-	"github.com/clipgo/clipgo/nn/checkpoint"
 	"github.com/clipgo/clipgo/stages/internal/evalmodel"
 )
 
@@ -76,7 +75,7 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Out == "" {
 		return Result{}, fmt.Errorf("export: no output directory")
 	}
-	path, err := weightsFile(cfg.Checkpoint)
+	path, err := evalmodel.WeightsFile(cfg.Checkpoint)
 	if err != nil {
 		return Result{}, err
 	}
@@ -114,30 +113,6 @@ func Run(cfg Config) (Result, error) {
 		bar.Add(1, filepath.Base(t.path))
 	}
 	return r, nil
-}
-
-// weightsFile is the weights file path names: path itself, a Hugging Face model directory's
-// model.safetensors, or a run directory's latest checkpoint (as zeroshot and embed read it).
-func weightsFile(path string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("export: --checkpoint is required")
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("checkpoint: %w", err)
-	}
-	if !fi.IsDir() {
-		return path, nil
-	}
-	if hf := filepath.Join(path, evalmodel.HFWeights); fileExists(hf) {
-		return hf, nil
-	}
-	return checkpoint.Latest(path)
-}
-
-func fileExists(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular()
 }
 
 // write writes g to path atomically, its weights to dataPath (its own atomic file, written

@@ -45,19 +45,9 @@ const HFWeights = "model.safetensors"
 // weights file fusion.ReadWeights reads (open_clip or OpenAI state dicts, whose activation
 // quickGELU gives).
 func Open(path string, batch int, quickGELU bool) (*Model, error) {
-	if path == "" {
-		return nil, errors.New("--checkpoint is required")
-	}
-	fi, err := os.Stat(path)
+	path, err := WeightsFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	if fi.IsDir() {
-		if hf := filepath.Join(path, HFWeights); fileExists(hf) {
-			path = hf
-		} else if path, err = checkpoint.Latest(path); err != nil { // a run directory
-			return nil, err
-		}
+		return nil, err
 	}
 	batch = cmp.Or(max(batch, 0), DefaultBatch)
 	enc, err := fusion.LoadEncoder(path, batch, quickGELU)
@@ -66,6 +56,25 @@ func Open(path string, batch int, quickGELU bool) (*Model, error) {
 	}
 	cfg := enc.Config()
 	return &Model{Path: path, Enc: enc, Config: cfg, Desc: Describe(path, cfg)}, nil
+}
+
+// WeightsFile is the weights file a --checkpoint names: the path itself, a Hugging Face model
+// directory's model.safetensors, or a run directory's latest checkpoint.
+func WeightsFile(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("--checkpoint is required")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if !fi.IsDir() {
+		return path, nil
+	}
+	if hf := filepath.Join(path, HFWeights); fileExists(hf) {
+		return hf, nil
+	}
+	return checkpoint.Latest(path) // a run directory
 }
 
 // SHA256 returns the hex SHA-256 of the checkpoint's model file: what tells its weights apart
