@@ -32,7 +32,7 @@ PARQUET_PEER := scripts/peers/parquet
 # brings its own npm (and conflicts with Debian's npm package, so npm is not in TEST_PACKAGES).
 NODE_DEPS := command -v npm >/dev/null || internal/sysdeps/ensure.sh nodejs npm
 
-.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check explain-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check explain-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k flickr8k-finetune lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -206,6 +206,20 @@ flickr8k: flickr8k-data mnist-data fashion-mnist-data ## small preset on Flickr8
 	$(BIN) zeroshot --checkpoint $(F8K_RUN) --data $(OUT)/fashion-mnist --task fashion-mnist --out $(F8K_RUN)/eval/zeroshot-fashion-mnist.json
 	$(BIN) report $(F8K_RUN)
 	@echo "flickr8k report: $(F8K_RUN)/report/report.html"
+
+F8K_HALVES := $(OUT)/flickr8k-halves
+# The recipes name out/...: run from the repository root with the default OUT.
+flickr8k-finetune: flickr8k-data ## fine-tune vs scratch: tiny model pretrained on half the Flickr8k training images, converted to open_clip's naming, fine-tuned on the other half; the same half from scratch; retrieval of both on the 500 test images
+	@test -f $(F8K_HALVES)/parts/part-00001-of-00002/manifest.json || { rm -rf $(F8K_HALVES); for p in 0 1; do \
+	  $(BIN) prepare --config configs/data/flickr8k.yaml --captions $(SHARED)/data/flickr8k/captions.tsv \
+	    --images $(SHARED)/data/flickr8k/images --out $(F8K_HALVES) --part $$p/2 --workers $(WORKERS) || exit 1; done; }
+	$(BIN) pretrain --config configs/train/flickr8k-half-a.yaml --out $(OUT)/runs/flickr8k-half-a --resume auto
+	$(BIN) convert --checkpoint $(OUT)/runs/flickr8k-half-a --to open_clip --out $(OUT)/runs/flickr8k-half-a/open_clip.safetensors
+	$(BIN) pretrain --config configs/train/flickr8k-finetune.yaml --out $(OUT)/runs/flickr8k-finetune --resume auto
+	$(BIN) pretrain --config configs/train/flickr8k-half-b-scratch.yaml --out $(OUT)/runs/flickr8k-half-b-scratch --resume auto
+	for r in flickr8k-half-a flickr8k-finetune flickr8k-half-b-scratch; do \
+	  $(BIN) retrieval --checkpoint $(OUT)/runs/$$r --data $(OUT)/flickr8k --split val --dataset flickr8k-test \
+	    --out $(OUT)/runs/$$r/eval/retrieval-flickr8k-test.json || exit 1; done
 
 fashion-mnist-data: $(OUT)/fashion-mnist/manifest.json ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
 
