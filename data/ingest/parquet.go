@@ -27,19 +27,9 @@ type ParquetSource struct {
 // keys "<file base name>/<row>". A file that fails part-way is rejected from that row on
 // (ReasonBadFile) and the scan goes on with the next one.
 func Parquet(glob string) (*ParquetSource, error) {
-	files, err := filepath.Glob(glob)
+	files, err := inputFiles("parquet", glob)
 	if err != nil {
-		return nil, fmt.Errorf("parquet --input %q: %w", glob, err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("parquet --input %q matches no file", glob)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		// shard.Read opens the files later; a FIFO among them would block it for good.
-		if _, err := fileinput.Check(f); err != nil {
-			return nil, fmt.Errorf("parquet --input %q: %w", glob, err)
-		}
+		return nil, err
 	}
 	return &ParquetSource{pattern: glob, files: files, limits: Limits{}.withDefaults()}, nil
 }
@@ -113,4 +103,23 @@ func stopOnError[T any](stop *error, fn func(T) error) func(T) error {
 		}
 		return err
 	}
+}
+
+// inputFiles expands a source's --input glob into its files in name order, each a regular
+// file: they are opened later, and a FIFO among them would block that for good.
+func inputFiles(source, glob string) ([]string, error) {
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, fmt.Errorf("%s --input %q: %w", source, glob, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s --input %q matches no file", source, glob)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		if _, err := fileinput.Check(f); err != nil {
+			return nil, fmt.Errorf("%s --input %q: %w", source, glob, err)
+		}
+	}
+	return files, nil
 }

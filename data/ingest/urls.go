@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -75,18 +74,9 @@ func URLs(opts URLOptions) (*URLSource, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	files, err := filepath.Glob(opts.Input)
+	files, err := inputFiles("urls", opts.Input)
 	if err != nil {
-		return nil, fmt.Errorf("urls --input %q: %w", opts.Input, err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("urls --input %q matches no file", opts.Input)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		if _, err := fileinput.Check(f); err != nil {
-			return nil, fmt.Errorf("urls --input %q: %w", opts.Input, err)
-		}
+		return nil, err
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("urls: the download directory must be given")

@@ -11,7 +11,6 @@ import (
 	"io"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -52,18 +51,9 @@ type WebDatasetSource struct {
 // that fails part-way (truncated, not a tar) is rejected from that point (ReasonBadFile) and
 // the scan goes on with the next one.
 func WebDataset(glob string) (*WebDatasetSource, error) {
-	files, err := filepath.Glob(glob)
+	files, err := inputFiles("webdataset", glob)
 	if err != nil {
-		return nil, fmt.Errorf("webdataset --input %q: %w", glob, err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("webdataset --input %q matches no file", glob)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		if _, err := fileinput.Check(f); err != nil {
-			return nil, fmt.Errorf("webdataset --input %q: %w", glob, err)
-		}
+		return nil, err
 	}
 	return &WebDatasetSource{pattern: glob, files: files, limits: Limits{}.withDefaults()}, nil
 }
