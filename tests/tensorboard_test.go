@@ -1,55 +1,17 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"github.com/clipgo/clipgo/internal/testenv"
+	"github.com/clipgo/clipgo/internal/tbevents/tbeventstest"
 	"github.com/clipgo/clipgo/stages/runlog"
 	"github.com/clipgo/clipgo/stages/train"
 )
-
-// tfEvents is what scripts/peers/tfevents.py prints for a directory.
-type tfEvents struct {
-	Files []struct {
-		Name        string `json:"name"`
-		Records     int    `json:"records"`
-		FileVersion string `json:"file_version"`
-		Torn        int    `json:"torn"`
-	} `json:"files"`
-	Scalars    map[string][][3]float64 `json:"scalars"` // step, value, wall time
-	Duplicates [][2]any                `json:"duplicates"`
-}
-
-// readTFEvents reads dir's TensorBoard event files with the independent reader: its own
-// TFRecord framing and CRC-32C checks, events decoded by Debian's python3-protobuf from
-// TensorBoard's event.proto/summary.proto field layout.
-func readTFEvents(t *testing.T, dir string) tfEvents {
-	t.Helper()
-	const py = "/usr/bin/python3" // the system Python that has python3-protobuf, not a pyenv shim
-	if out, err := exec.Command(py, "-c", "import google.protobuf").CombinedOutput(); err != nil {
-		testenv.Missing(t, py+" cannot import google.protobuf (make test-deps: apt-get install python3-protobuf): "+string(out))
-	}
-	cmd := exec.Command(py, filepath.Join(testenv.RepoRoot(t), "scripts/peers/tfevents.py"), dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tfevents.py %s: %v\n%s", dir, err, stderr.String())
-	}
-	var ev tfEvents
-	if err := json.Unmarshal(out, &ev); err != nil {
-		t.Fatalf("tfevents.py output: %v\n%s", err, out)
-	}
-	return ev
-}
 
 // TestTensorBoardEvents trains 4 steps, resumes the run from its checkpoint at step 2 (as after
 // a kill past that checkpoint), and reads the run directory's
@@ -121,7 +83,7 @@ func TestTensorBoardEvents(t *testing.T) {
 		}
 	}
 
-	ev := readTFEvents(t, run)
+	ev := tbeventstest.Read(t, run)
 	if len(ev.Files) != 2 {
 		t.Errorf("%d event files, want one per invocation (2): %+v", len(ev.Files), ev.Files)
 	}

@@ -3,19 +3,17 @@ package tbevents
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/clipgo/clipgo/internal/testenv"
+	"github.com/clipgo/clipgo/internal/tbevents/tbeventstest"
 )
 
 // readFile returns the events of an event file, failing t on any damage.
@@ -231,7 +229,7 @@ func equal(a, b []int64) bool {
 func TestPythonReader(t *testing.T) {
 	dir := t.TempDir()
 	writeSteps(t, dir, time.Unix(1700000000, 0), 1, 2, 300000000000)
-	got := peerRead(t, dir)
+	got := tbeventstest.Read(t, dir)
 	if len(got.Files) != 1 || got.Files[0].FileVersion != FileVersion || got.Files[0].Records != 4 || got.Files[0].Torn != 0 {
 		t.Errorf("files %+v, want one of 4 records starting with %s", got.Files, FileVersion)
 	}
@@ -247,40 +245,6 @@ func TestPythonReader(t *testing.T) {
 			}
 		}
 	}
-}
-
-// peerEvents is what scripts/peers/tfevents.py prints.
-type peerEvents struct {
-	Files []struct {
-		Name        string `json:"name"`
-		Records     int    `json:"records"`
-		FileVersion string `json:"file_version"`
-		Torn        int    `json:"torn"`
-	} `json:"files"`
-	Scalars    map[string][][3]float64 `json:"scalars"` // step, value, wall time
-	Duplicates [][2]any                `json:"duplicates"`
-}
-
-// peerRead runs scripts/peers/tfevents.py on dir with Debian's python3 (python3-protobuf);
-// its absence is handled by testenv.Missing.
-func peerRead(t *testing.T, dir string) peerEvents {
-	t.Helper()
-	const py = "/usr/bin/python3" // the system Python that has python3-protobuf, not a pyenv shim
-	if out, err := exec.Command(py, "-c", "import google.protobuf").CombinedOutput(); err != nil {
-		testenv.Missing(t, py+" cannot import google.protobuf (make test-deps: apt-get install python3-protobuf): "+string(out))
-	}
-	cmd := exec.Command(py, filepath.Join(testenv.RepoRoot(t), "scripts/peers/tfevents.py"), dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tfevents.py %s: %v\n%s", dir, err, stderr.String())
-	}
-	var got peerEvents
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("tfevents.py output: %v\n%s", err, out)
-	}
-	return got
 }
 
 func FuzzTruncate(f *testing.F) {
