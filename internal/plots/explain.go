@@ -154,14 +154,7 @@ const ScatterWidth, ScatterHeight = 840, 600
 // area. Points with a non-finite coordinate are left out.
 func Scatter(path, title, xlabel, ylabel string, groups []ScatterGroup) error {
 	p, legend, err := scatterPlot(title, xlabel, ylabel, groups)
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	c := newCanvas(ScatterWidth, ScatterHeight)
-	plotArea, legendArea := curvesLayout(p, legend, draw.New(c))
-	p.Draw(plotArea)
-	legend.Draw(legendArea)
-	return writePNG(path, c)
+	return writeWithLegend(path, p, legend, err, ScatterWidth, ScatterHeight)
 }
 
 func scatterPlot(title, xlabel, ylabel string, groups []ScatterGroup) (*plot.Plot, *plot.Legend, error) {

@@ -27,16 +27,7 @@ type Mark struct {
 // dashed line. A legend lists the series (when more than one) and the marks.
 func Histogram(path, title, xlabel string, bins int, series []Series, marks ...Mark) error {
 	p, legend, err := histogramPlot(title, xlabel, bins, series, marks)
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	c := newCanvas(CurvesWidth, CurvesHeight)
-	plotArea, legendArea := curvesLayout(p, legend, draw.New(c))
-	p.Draw(plotArea)
-	if legend != nil {
-		legend.Draw(legendArea)
-	}
-	return writePNG(path, c)
+	return writeWithLegend(path, p, legend, err, CurvesWidth, CurvesHeight)
 }
 
 // histogramPlot builds a Histogram figure; only the series' Y values are counted.

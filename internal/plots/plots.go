@@ -78,10 +78,16 @@ func LogCurves(path string, title, xlabel, ylabel string, series ...Series) erro
 
 func curves(path, title, xlabel, ylabel string, logY bool, series []Series) error {
 	p, legend, err := curvesPlot(title, xlabel, ylabel, logY, series)
+	return writeWithLegend(path, p, legend, err, CurvesWidth, CurvesHeight)
+}
+
+// writeWithLegend draws p, and its legend (if any) in a column right of the data area, on a
+// width × height canvas and writes it to path as PNG; err is the error of building p.
+func writeWithLegend(path string, p *plot.Plot, legend *plot.Legend, err error, width, height int) error {
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	c := newCanvas(CurvesWidth, CurvesHeight)
+	c := newCanvas(width, height)
 	plotArea, legendArea := curvesLayout(p, legend, draw.New(c))
 	p.Draw(plotArea)
 	if legend != nil {
