@@ -32,7 +32,7 @@ PARQUET_PEER := scripts/peers/parquet
 # brings its own npm (and conflicts with Debian's npm package, so npm is not in TEST_PACKAGES).
 NODE_DEPS := command -v npm >/dev/null || internal/sysdeps/ensure.sh nodejs npm
 
-.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check explain-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k flickr8k-finetune lint clean help
+.PHONY: all build build-mpi dist-demo deps test-deps onnx-deps onnx-check parquet-deps interop-deps interop test race browser-check explain-check bench ann-bench fuzz data demo flickr8k-data fashion-mnist-data mnist-data parity pretrain zeroshot retrieval report flickr8k flickr8k-finetune ablation lint clean help
 
 all: build ## build bin/clipgo (the default)
 
@@ -220,6 +220,10 @@ flickr8k-finetune: flickr8k-data ## fine-tune vs scratch: tiny model pretrained 
 	for r in flickr8k-half-a flickr8k-finetune flickr8k-half-b-scratch; do \
 	  $(BIN) retrieval --checkpoint $(OUT)/runs/$$r --data $(OUT)/flickr8k --split val --dataset flickr8k-test \
 	    --out $(OUT)/runs/$$r/eval/retrieval-flickr8k-test.json || exit 1; done
+
+ABLATION_JOBS ?= 1
+ablation: flickr8k-data ## issue 15's ablation: the tiny model at the recipe sizes on Flickr8k under each switch of configs/train/ablation-arms.tsv (ARMS="a b" for some), best checkpoint of each on the 500 held-out images -> $(OUT)/ablation/table.md (hours; ABLATION_JOBS=2 runs two arms at a time on one thread each; arms resume)
+	BIN=$(BIN) OUT=$(OUT)/ablation JOBS=$(ABLATION_JOBS) $(if $(ARMS),ARMS="$(ARMS)") scripts/ablation.sh
 
 fashion-mnist-data: $(OUT)/fashion-mnist/manifest.json ## prepare the Fashion-MNIST test set (Debian dataset-fashion-mnist) into $(OUT)/fashion-mnist
 

@@ -244,7 +244,11 @@ func (t *trainer) validateAt(step int64) error {
 		return fmt.Errorf("step %d: %w", step, err)
 	}
 	t.sum.LastValidation = &v
-	t.log.Info("validation", "step", step, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop, "recall_mean", v.RecallMean, "best", v.Best)
+	attrs := []any{"step", step, "loss", v.Loss, "i2t_acc", v.ImageTop, "t2i_acc", v.TextTop}
+	if v.Recall != nil && v.RecallMean != nil { // a pointer would log as its address
+		attrs = append(attrs, "t2i_r10", v.Recall.T2I10, "i2t_r10", v.Recall.I2T10, "recall_mean", *v.RecallMean)
+	}
+	t.log.Info("validation", append(attrs, "best", v.Best)...)
 	if t.lead {
 		return t.metrics.WriteVal(v)
 	}
