@@ -12,7 +12,9 @@ import (
 
 // This file holds the numeric kernels behind the ops: plain loops over flat row-major buffers,
 // generic over float32 and float64, and matrix products through BLAS. Reductions accumulate
-// in float64.
+// in float64. The float32 GELU and layer norm run row by row through geluForward32,
+// rowStats32, lnNorm32 and their kin, which kernels_amd64.go backs with AVX2+FMA assembly
+// (internal/simd) and kernels_generic.go with the Go loops here.
 
 func trans(t bool) blas.Transpose {
 	if t {
@@ -113,14 +115,24 @@ func (l *lnState[T]) forward(y, x, gamma, beta []T) {
 	if len(l.mean) != n {
 		l.mean, l.rstd = make([]float64, n), make([]float64, n)
 	}
+	if y32, ok := any(y).([]float32); ok {
+		x32, g32, b32 := any(x).([]float32), any(gamma).([]float32), any(beta).([]float32)
+		parallelChunks(n, func(_, lo, hi int) {
+			for r := lo; r < hi; r++ {
+				xr := x32[r*c : (r+1)*c]
+				mean, rstd := rowStats32(xr, l.eps)
+				l.mean[r], l.rstd[r] = mean, rstd
+				lnNorm32(y32[r*c:(r+1)*c], xr, g32, b32, mean, rstd)
+			}
+		})
+		return
+	}
 	parallelChunks(n, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr, yr := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
+			xr := x[r*c : (r+1)*c]
 			mean, rstd := rowStats(xr, l.eps)
 			l.mean[r], l.rstd[r] = mean, rstd
-			for j, v := range xr {
-				yr[j] = T((float64(v)-mean)*rstd)*gamma[j] + beta[j]
-			}
+			lnNormRow(y[r*c:(r+1)*c], xr, gamma, beta, mean, rstd)
 		}
 	})
 }
@@ -133,32 +145,64 @@ func (l *lnState[T]) backward(dx, x, gamma, gy []T) {
 	for len(l.part) < workers {
 		l.part = append(l.part, make([]float64, 2*c))
 	}
+	dx32, is32 := any(dx).([]float32)
+	x32, _ := any(x).([]float32)
+	g32, _ := any(gamma).([]float32)
+	gy32, _ := any(gy).([]float32)
 	parallelChunks(n, func(w, lo, hi int) {
 		acc := l.part[w]
 		clear(acc)
 		for r := lo; r < hi; r++ {
-			xr, gr, dr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
 			mean, rstd := l.mean[r], l.rstd[r]
-			var m1, m2 float64
-			for j, v := range xr {
-				g := float64(gr[j])
-				xh := (float64(v) - mean) * rstd
-				acc[j] += g * xh
-				acc[c+j] += g
-				g *= float64(gamma[j])
-				m1 += g
-				m2 += g * xh
+			if is32 {
+				xr, gr := x32[r*c:(r+1)*c], gy32[r*c:(r+1)*c]
+				m1, m2 := lnGradStats32(acc[:c], acc[c:], xr, gr, g32, mean, rstd)
+				lnGradX32(dx32[r*c:(r+1)*c], xr, gr, g32, mean, rstd, m1/float64(c), m2/float64(c))
+				continue
 			}
-			m1 /= float64(c)
-			m2 /= float64(c)
-			for j, v := range xr {
-				xh := (float64(v) - mean) * rstd
-				dr[j] = T(rstd * (float64(gr[j])*float64(gamma[j]) - m1 - xh*m2))
-			}
+			xr, gr := x[r*c:(r+1)*c], gy[r*c:(r+1)*c]
+			m1, m2 := lnGradStatsRow(acc[:c], acc[c:], xr, gr, gamma, mean, rstd)
+			lnGradXRow(dx[r*c:(r+1)*c], xr, gr, gamma, mean, rstd, m1/float64(c), m2/float64(c))
 		}
 	})
 	for w := workers; w < len(l.part); w++ {
 		clear(l.part[w])
+	}
+}
+
+// lnNormRow is one row of the layer norm's forward pass: y = T((x−mean)·rstd)·gamma + beta.
+// (The float32 rows go through lnNorm32, which runs it in assembly where it can.)
+func lnNormRow[T Float](y, x, gamma, beta []T, mean, rstd float64) {
+	y, gamma, beta = y[:len(x)], gamma[:len(x)], beta[:len(x)]
+	for j, v := range x {
+		y[j] = T((float64(v)-mean)*rstd)*gamma[j] + beta[j]
+	}
+}
+
+// lnGradStatsRow is the first half of one row of the layer norm's backward pass: with
+// xh = (x−mean)·rstd it adds gy·xh to acc1 and gy to acc2 (the gain and shift gradients)
+// and returns Σ gy·gamma and Σ gy·gamma·xh.
+func lnGradStatsRow[T Float](acc1, acc2 []float64, x, gy, gamma []T, mean, rstd float64) (m1, m2 float64) {
+	acc1, acc2, gy, gamma = acc1[:len(x)], acc2[:len(x)], gy[:len(x)], gamma[:len(x)]
+	for j, v := range x {
+		g := float64(gy[j])
+		xh := (float64(v) - mean) * rstd
+		acc1[j] += g * xh
+		acc2[j] += g
+		g *= float64(gamma[j])
+		m1 += g
+		m2 += g * xh
+	}
+	return m1, m2
+}
+
+// lnGradXRow is the second half: dx = rstd·(gy·gamma − m1 − xh·m2), m1 and m2 the row's
+// means of gy·gamma and gy·gamma·xh.
+func lnGradXRow[T Float](dx, x, gy, gamma []T, mean, rstd, m1, m2 float64) {
+	dx, gy, gamma = dx[:len(x)], gy[:len(x)], gamma[:len(x)]
+	for j, v := range x {
+		xh := (float64(v) - mean) * rstd
+		dx[j] = T(rstd * (float64(gy[j])*float64(gamma[j]) - m1 - xh*m2))
 	}
 }
 
@@ -348,16 +392,7 @@ func geluDeriv32(x float64) float64 {
 func geluForward[T Float](y, x []T) {
 	if y32, ok := any(y).([]float32); ok {
 		x32 := any(x).([]float32)
-		parallelRows(len(x), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				v := float64(x32[i])
-				c, ok := interp(cdfTable, v)
-				if !ok {
-					c = outside(v)
-				}
-				y32[i] = float32(v * c)
-			}
-		})
+		parallelRows(len(x), func(lo, hi int) { geluForward32(y32[lo:hi], x32[lo:hi]) })
 		return
 	}
 	parallelRows(len(x), func(lo, hi int) {
@@ -373,16 +408,7 @@ func geluForward[T Float](y, x []T) {
 func geluBackward[T Float](dx, gy, x []T) {
 	if d32, ok := any(dx).([]float32); ok {
 		g32, x32 := any(gy).([]float32), any(x).([]float32)
-		parallelRows(len(x), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				v := float64(x32[i])
-				d, ok := interp(derivTable, v)
-				if !ok {
-					d = outside(v)
-				}
-				d32[i] = g32[i] * float32(d)
-			}
-		})
+		parallelRows(len(x), func(lo, hi int) { geluBackward32(d32[lo:hi], g32[lo:hi], x32[lo:hi]) })
 		return
 	}
 	parallelRows(len(x), func(lo, hi int) {
@@ -391,6 +417,33 @@ func geluBackward[T Float](dx, gy, x []T) {
 			dx[i] = gy[i] * T(0.5*(1+math.Erf(v*invSqrt2))+v*invSqrt2Pi*math.Exp(-0.5*v*v))
 		}
 	})
+}
+
+// geluForward32Go is the float32 GELU in Go, one table lookup per element: the path on
+// CPUs without AVX2+FMA and under the purego tag, and the tails of geluForward32.
+func geluForward32Go(y, x []float32) {
+	y = y[:len(x)]
+	for i, v64 := range x {
+		v := float64(v64)
+		c, ok := interp(cdfTable, v)
+		if !ok {
+			c = outside(v)
+		}
+		y[i] = float32(v * c)
+	}
+}
+
+// geluBackward32Go is the float32 GELU derivative in Go (as geluForward32Go).
+func geluBackward32Go(dx, gy, x []float32) {
+	dx, gy = dx[:len(x)], gy[:len(x)]
+	for i, v64 := range x {
+		v := float64(v64)
+		d, ok := interp(derivTable, v)
+		if !ok {
+			d = outside(v)
+		}
+		dx[i] = gy[i] * float32(d)
+	}
 }
 
 func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
