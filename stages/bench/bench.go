@@ -98,29 +98,9 @@ type Result struct {
 // sgemm ceiling at the same parallelism (before and after the steps, the higher counting),
 // peak RSS and heap allocations per timed step.
 func Run(ctx context.Context, opts Options) (Result, error) {
-	def, ok := benchDefaults[opts.Preset]
-	if !ok {
-		return Result{}, fmt.Errorf("bench: preset %q: want tiny or small (the reference's presets)", opts.Preset)
-	}
-	var cfg fusion.Config
-	if err := preset.Load(opts.Preset, &cfg); err != nil {
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	for _, set := range opts.Sets {
-		if err := config.Set(&cfg, set); err != nil {
-			return Result{}, fmt.Errorf("bench: %w", err)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	if opts.Threads < 0 || opts.Steps < 0 || opts.Batch < 0 || opts.DataBatches < 0 {
-		return Result{}, fmt.Errorf("bench: threads %d, steps %d, batch %d and data batches %d must not be negative",
-			opts.Threads, opts.Steps, opts.Batch, opts.DataBatches)
-	}
-	batch, steps, warmup := cmp.Or(opts.Batch, def[0]), cmp.Or(opts.Steps, def[1]), opts.Warmup
-	if warmup < 0 {
-		warmup = def[2]
+	cfg, batch, steps, warmup, err := opts.setup()
+	if err != nil {
+		return Result{}, err
 	}
 	if batch < 2 {
 		return Result{}, fmt.Errorf("bench: batch %d: a contrastive batch needs at least 2 pairs", batch)
@@ -253,6 +233,35 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res.PeakRSSMiB = round(peakRSSMiB(), 1)
 	res.LoadAvg1m = loadAvg()
 	return res, nil
+}
+
+// setup returns the model of opts (its preset with the Sets applied) and the batch, timed
+// and warm-up steps, the preset's where opts leaves them.
+func (opts Options) setup() (cfg fusion.Config, batch, steps, warmup int, err error) {
+	def, ok := benchDefaults[opts.Preset]
+	if !ok {
+		return cfg, 0, 0, 0, fmt.Errorf("bench: preset %q: want tiny or small (the reference's presets)", opts.Preset)
+	}
+	if err := preset.Load(opts.Preset, &cfg); err != nil {
+		return cfg, 0, 0, 0, fmt.Errorf("bench: %w", err)
+	}
+	for _, set := range opts.Sets {
+		if err := config.Set(&cfg, set); err != nil {
+			return cfg, 0, 0, 0, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, 0, 0, 0, fmt.Errorf("bench: %w", err)
+	}
+	if opts.Threads < 0 || opts.Steps < 0 || opts.Batch < 0 || opts.DataBatches < 0 {
+		return cfg, 0, 0, 0, fmt.Errorf("bench: threads %d, steps %d, batch %d and data batches %d must not be negative",
+			opts.Threads, opts.Steps, opts.Batch, opts.DataBatches)
+	}
+	batch, steps, warmup = cmp.Or(opts.Batch, def[0]), cmp.Or(opts.Steps, def[1]), opts.Warmup
+	if warmup < 0 {
+		warmup = def[2]
+	}
+	return cfg, batch, steps, warmup, nil
 }
 
 // FlopsPerSample counts matrix-product FLOPs per sample exactly as the reference's
