@@ -105,7 +105,10 @@ BENCH_ROUNDS ?= 3
 # that libopenblas-dev makes the default; clipgo keeps the pthread one (scripts/bench_peer.py).
 # Empty: the script's default, /usr/lib/<multiarch>/openblas-openmp.
 BENCH_OPENBLAS_OPENMP ?=
-bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference (on the OpenMP OpenBLAS) and clipgo alternately, with ratios
+# BENCH_PEER=1's cases (scripts/bench_peer.py CASES): training steps of tiny, small, the recipes'
+# model and ViT-B/32 (batch 32); encoder inference (images/s, texts/s) of small and ViT-B/32.
+BENCH_CONFIGS ?= tiny small recipe vitb32 infer-small infer-vitb32
+bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEER=1: the PyTorch reference (on the OpenMP OpenBLAS) and clipgo alternately, with ratios, for BENCH_CONFIGS (training tiny, small, recipe, ViT-B/32; inference small, ViT-B/32)
 	CLIPGO_SHARED=$(SHARED) $(GO) test -run '^$$' -bench . -skip EncodeImages -benchmem -count 1 ./data/... ./text/... ./pipeline/... ./nn/... ./fusion/
 	@# The inference path against the training graph: one process per case, so that each peak RSS is its own.
 	@for m in small vit-b-32; do for p in training-graph inference; do \
@@ -115,7 +118,8 @@ bench: build ## Go benchmarks, then `clipgo bench` for tiny and small; BENCH_PEE
 	@if [ "$(BENCH_PEER)" = 1 ]; then \
 	  internal/sysdeps/ensure.sh python3-torch libopenblas0-openmp && \
 	  $(PYTHON) scripts/bench_peer.py --clipgo $(BIN) --peers $(SHARED)/peers --python $(PYTHON) \
-	    $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi
+	    $(if $(BENCH_OPENBLAS_OPENMP),--openmp-dir $(BENCH_OPENBLAS_OPENMP)) --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS) \
+	    --configs $(BENCH_CONFIGS); fi
 
 .PHONY: profile
 PROFILE_CONFIGS ?= tiny small recipe vitb32

@@ -1,12 +1,19 @@
 #!/usr/bin/python3
-"""Side-by-side training throughput: the PyTorch reference and clipgo, alternately.
+"""Side-by-side throughput: the PyTorch reference and clipgo, alternately.
 
-For each preset, runs `clip_step.py --preset P --threads N` (A) and `clipgo bench --preset P
---threads N` (B) as A B A B ... for --rounds rounds, one process at a time, measures each
-process's peak RSS with wait4 (ru_maxrss), and prints every JSON line, then one summary row per
-preset: medians over rounds of samples/s, MFU and peak RSS, and clipgo/reference ratios. The
-reference's MFU is against torch's own sgemm peak (sgemm_ceiling.py at n=1024, same threads);
-clipgo's against the OpenBLAS peak it measures in-process.
+For each case of CASES (--configs), runs the reference (A) and clipgo (B) as A B A B ... for
+--rounds rounds, one process at a time, measures each process's peak RSS with wait4 (ru_maxrss),
+and prints every JSON line, then the summary tables: medians over rounds and clipgo/reference
+ratios. The models are bench_configs.MODELS (the table scripts/profile_steps.py profiles too).
+
+  training cases (tiny, small, recipe, vitb32): `clip_step.py FLAGS` against `clipgo bench FLAGS`,
+    full training steps; samples/s, MFU and peak RSS. The reference's MFU is against torch's own
+    sgemm peak (sgemm_ceiling.py at n=1024, same threads); clipgo's against the OpenBLAS peak it
+    measures in-process (and against torch's).
+  inference cases (infer-small, infer-vitb32): scripts/peers/infer_peer.py (clip_step.py's model,
+    encode_image and encode_text under torch.no_grad in eval mode) against `clipgo bench --mode
+    inference` (fusion.Encoder, the path evaluation and embed use); images/s and texts/s, each
+    tower timed alone, and peak RSS.
 
 The two sides run on different builds of OpenBLAS, on purpose (see BLAS below): the reference
 and sgemm_ceiling.py on the OpenMP build (LD_LIBRARY_PATH=--openmp-dir for those processes
@@ -15,7 +22,10 @@ harness refuses to report when the OpenMP build is missing or a reference proces
 on it, and records the BLAS each process mapped ("blas_mapped" in every JSON line).
 
 Usage: bench_peer.py --clipgo bin/clipgo --peers ../shared/peers [--threads 2] [--rounds 3]
-       [--presets tiny small] [--openmp-dir /usr/lib/<multiarch>/openblas-openmp]
+       [--configs tiny small recipe vitb32 infer-small infer-vitb32] [--steps N] [--warmup N]
+       [--openmp-dir /usr/lib/<multiarch>/openblas-openmp] [--native-kernels]
+(--steps/--warmup override every case's, for a quick check that each case runs: --rounds 1
+--steps 1 --warmup 0.)
 """
 import argparse
 import json
@@ -25,6 +35,10 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_configs  # noqa: E402  (the models compared, as flags of both sides; profile_steps.py's too)
 
 # BLAS: why the two processes need different OpenBLAS builds.
 #
@@ -41,6 +55,20 @@ import threading
 # joins) an OpenMP team on its own OS thread, and clipgo falls to ~0.35x. Hence the OpenMP
 # directory goes on LD_LIBRARY_PATH of the reference processes only, and is removed from
 # clipgo's environment should the caller have set it.
+
+# CASES: name -> (mode, model of bench_configs.MODELS, batch (0: the model's, else the preset's),
+# timed steps or batches per tower (0: the preset's), warm-up (None: the preset's)). The presets'
+# defaults agree on both sides (tiny: batch 64, 30 steps, 5 warm-up; small: 128, 10, 2). ViT-B/32
+# trains at batch 32 (1.4 TFLOP a step; peak RSS 5.2 GiB clipgo, 3.0 GiB the reference, measured
+# 2026-12-07) for 3 steps after 1: a round of both sides is about 2 minutes on 2 idle cores.
+CASES = {
+    "tiny": ("training", "tiny", 0, 0, None),
+    "small": ("training", "small", 0, 0, None),
+    "recipe": ("training", "recipe", 0, 20, 3),
+    "vitb32": ("training", "vitb32", 32, 3, 1),
+    "infer-small": ("inference", "small", 64, 10, 2),
+    "infer-vitb32": ("inference", "vitb32", 32, 5, 1),
+}
 
 MULTIARCH = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
 DEFAULT_OPENMP_DIR = os.environ.get("CLIPGO_OPENBLAS_OPENMP_DIR") or "/usr/lib/%s/openblas-openmp" % MULTIARCH
@@ -183,6 +211,47 @@ def describe(mapped, fallback):
     return ", ".join("%s (%s)" % (p, blas_kind(p)) for p in libs)
 
 
+def commands(case, a, infer_peer):
+    """(reference command, clipgo command) of one case of CASES, --steps/--warmup applied."""
+    mode, model, batch, steps, warmup = CASES[case]
+    steps = a.steps or steps
+    warmup = warmup if a.warmup is None else a.warmup
+    go, ref = bench_configs.flags(model, batch, steps, warmup)
+    threads = ["--threads", str(a.threads)]
+    if mode == "inference":
+        return ([a.python, infer_peer, "--peers", a.peers] + ref + threads,
+                [a.clipgo, "bench", "--mode", "inference"] + go + threads)
+    return [a.python, os.path.join(a.peers, "clip_step.py")] + ref + threads, [a.clipgo, "bench"] + go + threads
+
+
+def rate(x):
+    """A throughput with three significant digits at least (ViT-B/32 trains a few samples/s)."""
+    return "%.1f" % x if x >= 10 else "%.2f" % x
+
+
+def training_row(case, r, ceil):
+    """The summary of one training case: medians over rounds, clipgo/reference ratios."""
+    med = lambda side, key: statistics.median(o[key] for o in r[side])
+    go_sps, ref_sps = med("go", "samples_per_s"), med("ref", "samples_per_s")
+    go_rss, ref_rss = med("go", "wait4_peak_rss_mib"), med("ref", "wait4_peak_rss_mib")
+    return "%s | %s | %s | %.2fx | %.1f%% | %.1f%% | %.1f%% | %.0f | %.0f | %.2fx" % (
+        case, rate(go_sps), rate(ref_sps), go_sps / ref_sps, 100 * med("go", "mfu"),
+        100 * med("go", "achieved_gflops") / ceil, 100 * med("ref", "achieved_gflops") / ceil,
+        go_rss, ref_rss, go_rss / ref_rss)
+
+
+def inference_row(case, r):
+    """The summary of one inference case: medians over rounds of images/s and texts/s, ratios."""
+    med = lambda side, key: statistics.median(o[key] for o in r[side])
+    cells = [case, str(r["go"][0]["batch"])]
+    for key in ("images_per_s", "texts_per_s"):
+        go, ref = med("go", key), med("ref", key)
+        cells += [rate(go), rate(ref), "%.2fx" % (go / ref)]
+    go_rss, ref_rss = med("go", "wait4_peak_rss_mib"), med("ref", "wait4_peak_rss_mib")
+    cells += ["%.0f" % go_rss, "%.0f" % ref_rss, "%.2fx" % (go_rss / ref_rss)]
+    return " | ".join(cells)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clipgo", default="bin/clipgo")
@@ -190,7 +259,11 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--configs", "--presets", nargs="+", default=list(CASES), choices=list(CASES),
+                    help="cases to compare, in this order (default: all, %(default)s)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="timed steps (training) or batches per tower (inference) for every case (0: each case's)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps or batches for every case")
     ap.add_argument("--openmp-dir", default=DEFAULT_OPENMP_DIR,
                     help="directory of the OpenMP OpenBLAS (libopenblas0-openmp), put on the reference "
                          "processes' LD_LIBRARY_PATH (default %(default)s; env CLIPGO_OPENBLAS_OPENMP_DIR)")
@@ -210,49 +283,54 @@ def main():
     print("reference BLAS: LD_LIBRARY_PATH=%s (%s); clipgo: LD_LIBRARY_PATH=%s"
           % (ref_env["LD_LIBRARY_PATH"], cfg, go_env.get("LD_LIBRARY_PATH", "(unset)")), flush=True)
 
-    ref = os.path.join(a.peers, "clip_step.py")
+    infer_peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "infer_peer.py")
     ceil, _, mapped = run([a.python, os.path.join(a.peers, "sgemm_ceiling.py"), "--threads", str(a.threads),
                            "--sizes", "1024", "--reps", "10"], ref_env)
     check_reference_blas("sgemm_ceiling.py", ceil, mapped, openmp_dir)
     ceil["blas_mapped"] = mapped
     print("torch sgemm", json.dumps(ceil), flush=True)
-    rows, blas = [], {"ref": set(), "go": set()}
-    for preset in a.presets:
+    rows, blas = {"training": [], "inference": []}, {"ref": set(), "go": set()}
+    for case in a.configs:
         r = {"ref": [], "go": []}
+        ref_cmd, go_cmd = commands(case, a, infer_peer)
+        print("%s: reference %s\n%s: clipgo %s" % (case, " ".join(ref_cmd), case, " ".join(go_cmd)), flush=True)
         for i in range(a.rounds):
-            for side, cmd, env in (
-                    ("ref", [a.python, ref, "--preset", preset, "--threads", str(a.threads)], ref_env),
-                    ("go", [a.clipgo, "bench", "--preset", preset, "--threads", str(a.threads)], go_env)):
+            for side, cmd, env in (("ref", ref_cmd, ref_env), ("go", go_cmd, go_env)):
+                t0 = time.monotonic()
                 out, rss, mapped = run(cmd, env)
                 if side == "ref":
-                    check_reference_blas("clip_step.py --preset %s" % preset, out, mapped, openmp_dir)
+                    check_reference_blas("%s (%s)" % (os.path.basename(cmd[1]), case), out, mapped, openmp_dir)
                 else:
                     check_clipgo_blas(mapped, openmp_dir)
                 out["wait4_peak_rss_mib"] = round(rss, 1)
+                out["wall_s"] = round(time.monotonic() - t0, 1)
                 out["blas_mapped"] = mapped
                 blas[side].add(describe(mapped, out.get("blas", "?")))
-                print("%s %s round %d" % (preset, side, i + 1), json.dumps(out), flush=True)
+                print("%s %s round %d" % (case, side, i + 1), json.dumps(out), flush=True)
                 r[side].append(out)
-        med = lambda side, f: statistics.median(f(o) for o in r[side])
-        go_sps, ref_sps = med("go", lambda o: o["samples_per_s"]), med("ref", lambda o: o["samples_per_s"])
-        go_rss, ref_rss = med("go", lambda o: o["wait4_peak_rss_mib"]), med("ref", lambda o: o["wait4_peak_rss_mib"])
-        rows.append((preset, go_sps, ref_sps, go_sps / ref_sps,
-                     med("go", lambda o: o["mfu"]), med("ref", lambda o: o["achieved_gflops"]) / ceil["gflops_median"],
-                     go_rss, ref_rss, go_rss / ref_rss,
-                     med("go", lambda o: o["achieved_gflops"]) / ceil["gflops_median"]))
+        if CASES[case][0] == "training":
+            rows["training"].append(training_row(case, r, ceil["gflops_median"]))
+        else:
+            rows["inference"].append(inference_row(case, r))
     print("\n%d rounds each, A B alternating, %d threads; medians" % (a.rounds, a.threads))
     print("reference BLAS: %s" % "; ".join(sorted(blas["ref"])))
     print("clipgo BLAS: %s" % "; ".join(sorted(blas["go"])))
-    hdr = ("preset", "clipgo samples/s", "reference samples/s", "ratio", "clipgo MFU (own peak)",
-           "clipgo MFU (torch peak)", "reference MFU (torch peak)", "clipgo peak RSS MiB", "reference peak RSS MiB",
-           "RSS ratio")
-    print("torch sgemm peak (n=1024, %d threads, %s): %.1f GFLOP/s"
-          % (a.threads, blas_kind(ceil["blas"]), ceil["gflops_median"]))
-    print(" | ".join(hdr))
-    for row in rows:
-        print("%s | %.1f | %.1f | %.2fx | %.1f%% | %.1f%% | %.1f%% | %.0f | %.0f | %.2fx" % (
-            row[0], row[1], row[2], row[3], 100 * row[4], 100 * row[9], 100 * row[5], row[6], row[7], row[8]))
-
+    if rows["training"]:
+        print("\nTraining step (samples/s)")
+        print("torch sgemm peak (n=1024, %d threads, %s): %.1f GFLOP/s"
+              % (a.threads, blas_kind(ceil["blas"]), ceil["gflops_median"]))
+        print(" | ".join(("config", "clipgo samples/s", "reference samples/s", "ratio", "clipgo MFU (own peak)",
+                          "clipgo MFU (torch peak)", "reference MFU (torch peak)", "clipgo peak RSS MiB",
+                          "reference peak RSS MiB", "RSS ratio")))
+        for row in rows["training"]:
+            print(row)
+    if rows["inference"]:
+        print("\nInference: encoders alone (clipgo fusion.Encoder; the reference under torch.no_grad, eval mode)")
+        print(" | ".join(("config", "batch", "clipgo images/s", "reference images/s", "ratio", "clipgo texts/s",
+                          "reference texts/s", "ratio", "clipgo peak RSS MiB", "reference peak RSS MiB",
+                          "RSS ratio")))
+        for row in rows["inference"]:
+            print(row)
 
 if __name__ == "__main__":
     main()

@@ -24,34 +24,15 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_configs  # noqa: E402  (the configurations, as flags of both sides)
 import bench_peer  # noqa: E402  (the BLAS checks and environments of the reference comparison)
 
-# CONFIGS: clipgo bench flags, clip_step.py flags, timed steps, warm-up steps. "recipe" is the
-# training recipes' model (tiny's sizes with the CLIP vocab, configs/train/demo.yaml) at batch 128;
-# "vitb32" is OpenAI's ViT-B/32 (configs/models/vit-b-32.yaml) at 224 px, batch 8.
-VITB32 = dict(image_size=224, patch_size=32, vision_width=768, vision_layers=12, vision_heads=12,
-              text_width=512, text_layers=12, text_heads=8, context_length=77, vocab_size=49408, embed_dim=512)
-GO_KEY = {"image_size": "vision.image_size", "patch_size": "vision.patch_size", "vision_width": "vision.width",
-          "vision_layers": "vision.layers", "vision_heads": "vision.heads", "text_width": "text.width",
-          "text_layers": "text.layers", "text_heads": "text.heads", "context_length": "text.context_length",
-          "vocab_size": "text.vocab_size", "embed_dim": "embed_dim"}
-
-
-def sizes(preset, batch, **over):
-    go = ["--preset", preset] + (["--batch", str(batch)] if batch else [])
-    ref = ["--preset", preset] + (["--batch-size", str(batch)] if batch else [])
-    for k, v in over.items():
-        go += ["--set", "%s=%d" % (GO_KEY[k], v)]
-        ref += ["--" + k.replace("_", "-"), str(v)]
-    return go, ref
-
-
-CONFIGS = {
-    "tiny": sizes("tiny", 0) + (20, 2),
-    "small": sizes("small", 0) + (5, 1),
-    "recipe": sizes("tiny", 128, vocab_size=49408) + (10, 2),
-    "vitb32": sizes("small", 8, **VITB32) + (2, 1),
-}
+# PROFILE: per model of bench_configs.MODELS (the table scripts/bench_peer.py compares too), the
+# batch (0: the model's, else the preset's), timed steps and warm-up steps profiled; ViT-B/32 at
+# batch 8. CONFIGS: clipgo bench flags, clip_step.py flags, timed steps, warm-up steps.
+PROFILE = {"tiny": (0, 20, 2), "small": (0, 5, 1), "recipe": (0, 10, 2), "vitb32": (8, 2, 1)}
+CONFIGS = {name: bench_configs.flags(name, batch) + (steps, warmup)
+           for name, (batch, steps, warmup) in PROFILE.items()}
 
 # GO_LEAF, GO_SEMANTIC and GO_GENERIC group a pprof sample by its stack. Runtime frames at the
 # leaf (allocation and GC, scheduling and thread wake-ups) count as such wherever they run;
