@@ -2,9 +2,9 @@ package fusion
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
-	"slices"
 
 	"github.com/clipgo/clipgo/nn"
 	"github.com/clipgo/clipgo/text"
@@ -108,12 +108,14 @@ func NewEncoderFrom(cfg Config, params []*nn.Param, maxBatch int) (*Encoder, err
 	for _, p := range params {
 		weights[p.Name] = p
 	}
-	want, err := WeightsOf(cfg)
+	// The model's tensors named over a copy of weights, so that only a missing one is
+	// allocated (WeightsOf would allocate the whole model again).
+	want, err := weightsIn(cfg, maps.Clone(weights))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoder: %w", err)
 	}
 	for _, w := range want {
-		if p, ok := weights[w.Name]; !ok || !slices.Equal(p.Shape, w.Shape) || len(p.Value) != w.Size() {
+		if p, ok := weights[w.Name]; !ok || p != w || len(p.Value) != w.Size() {
 			return nil, fmt.Errorf("encoder: no weights %s %v for this model", w.Name, w.Shape)
 		}
 	}
@@ -123,11 +125,16 @@ func NewEncoderFrom(cfg Config, params []*nn.Param, maxBatch int) (*Encoder, err
 // WeightsOf returns zero-filled parameters (values only, no gradients) of every tensor a
 // model of cfg holds, in the model's order, ready to be loaded from a checkpoint.
 func WeightsOf(cfg Config) ([]*nn.Param, error) {
+	return weightsIn(cfg, map[string]*nn.Param{})
+}
+
+// weightsIn returns every tensor a model of cfg holds, in the model's order: those of weights
+// as they are (their shapes checked), the others added to it zero-filled.
+func weightsIn(cfg Config, weights map[string]*nn.Param) ([]*nn.Param, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	// A batch-1 graph of the whole model names them; it never runs.
-	weights := map[string]*nn.Param{}
 	b := nn.NewFrozenBuilder(weights)
 	img, err := vision.New(b, cfg.Vision, 1, cfg.EmbedDim, cfg.QuickGELU)
 	if err != nil {

@@ -190,16 +190,20 @@ func build(cfg Config, batch int, seed int64, group *Group, opts []Option) (*Mod
 	if err := b.Backward(loss); err != nil {
 		return nil, err
 	}
-	// The backward pass's kernel outputs share memory by lifetime; the forward pass (which
-	// eval runs in its own order, and whose values the backward pass reads) keeps its own.
-	if _, _, err := nn.ShareBuffers(b.G, forward.AllNodes()); err != nil {
-		return nil, err
-	}
+	// Kernel outputs share memory by lifetime, the forward pass's too (a value the backward
+	// pass reads lives until it does); where eval runs the forward subgraph, its order is
+	// honoured as well.
 	if _, ok := m.vision.(vision.PatchDropper); ok && cfg.Vision.PatchDropout > 0 {
+		if _, _, err := nn.ShareBuffersAcross(b.G); err != nil {
+			return nil, err
+		}
 		if m.eval, err = m.buildEval(objective); err != nil {
 			return nil, err
 		}
 	} else {
+		if _, _, err := nn.ShareBuffersAcross(b.G, forward); err != nil {
+			return nil, err
+		}
 		m.eval = G.NewTapeMachine(forward)
 	}
 	m.train = G.NewTapeMachine(b.G)

@@ -32,7 +32,7 @@ type kernelOp[T Float] struct {
 	id    uint64
 	typ   hm.Type
 	shape tensor.Shape  // output shape; empty for a scalar
-	out   *tensor.Dense // owned output (nil for a scalar)
+	out   *tensor.Dense // owned output (nil for a scalar, and until set or first run)
 	run   func(out []T, in [][]T)
 	diff  []bool
 	grad  GradFunc
@@ -74,8 +74,10 @@ func Apply[T Float](name string, shape tensor.Shape, in G.Nodes, run func(out []
 	if len(shape) == 0 {
 		types = append(types, dt)
 	} else {
+		// The output buffer is made at the first run, not here: ShareBuffers gives most
+		// kernels a shared one first, and a buffer made now would be garbage that a later
+		// allocation reuses, and so zeroes, making it resident.
 		types = append(types, G.TensorType{Dims: len(shape), Of: dt})
-		op.setOut(make([]T, shape.TotalSize()))
 	}
 	op.typ = hm.NewFnType(types...)
 	out, err := G.ApplyOp(op, in...)
@@ -142,7 +144,7 @@ func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
 		}
 		in[i], o.inVals[i] = d, v
 	}
-	if o.out == nil {
+	if len(o.shape) == 0 {
 		var s [1]T
 		o.run(s[:], in)
 		switch v := any(s[0]).(type) {
@@ -151,6 +153,9 @@ func (o *kernelOp[T]) Do(vals ...G.Value) (G.Value, error) {
 		case float64:
 			return G.NewF64(v), nil
 		}
+	}
+	if o.out == nil {
+		o.setOut(make([]T, o.shape.TotalSize()))
 	}
 	o.run(o.outData, in)
 	return o.out, nil
