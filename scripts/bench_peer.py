@@ -59,8 +59,9 @@ import bench_configs  # noqa: E402  (the models compared, as flags of both sides
 # CASES: name -> (mode, model of bench_configs.MODELS, batch (0: the model's, else the preset's),
 # timed steps or batches per tower (0: the preset's), warm-up (None: the preset's)). The presets'
 # defaults agree on both sides (tiny: batch 64, 30 steps, 5 warm-up; small: 128, 10, 2). ViT-B/32
-# trains at batch 32 (1.4 TFLOP a step; peak RSS 5.2 GiB clipgo, 3.0 GiB the reference, measured
-# 2026-12-07) for 3 steps after 1: a round of both sides is about 2 minutes on 2 idle cores.
+# trains at batch 32 (1.4 TFLOP a step; peak RSS 4.5 GiB clipgo, 4.8 GiB the reference over these
+# steps, 2026-12-07, docs/performance.md "Memory") for 3 steps after 1: a round of both sides is
+# about 2 minutes on 2 idle cores.
 CASES = {
     "tiny": ("training", "tiny", 0, 0, None),
     "small": ("training", "small", 0, 0, None),
