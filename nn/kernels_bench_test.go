@@ -172,23 +172,31 @@ func BenchmarkGELUKernels(b *testing.B) {
 		x := randomF32(shape.rows*shape.cols, 1)
 		gy := randomF32(len(x), 2)
 		y, dx := make([]float32, len(x)), make([]float32, len(x))
-		for _, path := range []struct {
-			name string
-			simd bool
-		}{{"go", false}, {"simd", true}} {
-			if path.simd && !simdKernels {
-				continue
-			}
-			b.Run(shape.name+"/"+path.name, func(b *testing.B) {
-				b.SetBytes(int64(20 * len(x)))
-				withSIMD(path.simd, func() {
-					for b.Loop() {
-						geluForward(y, x)
-						geluBackward(dx, gy, x)
-					}
-				})
-			})
+		benchKernelPaths(b, shape.name, int64(20*len(x)), func() {
+			geluForward(y, x)
+			geluBackward(dx, gy, x)
+		})
+	}
+}
+
+// benchKernelPaths runs step as sub-benchmarks name/go and, where the assembly runs,
+// name/simd, one after the other, so that the two paths alternate within one run.
+func benchKernelPaths(b *testing.B, name string, bytes int64, step func()) {
+	for _, path := range []struct {
+		name string
+		simd bool
+	}{{"go", false}, {"simd", true}} {
+		if path.simd && !simdKernels {
+			continue
 		}
+		b.Run(name+"/"+path.name, func(b *testing.B) {
+			b.SetBytes(bytes)
+			withSIMD(path.simd, func() {
+				for b.Loop() {
+					step()
+				}
+			})
+		})
 	}
 }
 
@@ -204,24 +212,11 @@ func BenchmarkLayerNormKernels(b *testing.B) {
 		x, gy, gamma, beta := randomF32(shape.rows*c, 1), randomF32(shape.rows*c, 2), randomF32(c, 3), randomF32(c, 4)
 		y, dx, dg, db := make([]float32, len(x)), make([]float32, len(x)), make([]float32, c), make([]float32, c)
 		ln := &lnState[float32]{c: c, eps: LayerNormEps}
-		for _, path := range []struct {
-			name string
-			simd bool
-		}{{"go", false}, {"simd", true}} {
-			if path.simd && !simdKernels {
-				continue
-			}
-			b.Run(shape.name+"/"+path.name, func(b *testing.B) {
-				b.SetBytes(int64(20 * len(x)))
-				withSIMD(path.simd, func() {
-					for b.Loop() {
-						ln.forward(y, x, gamma, beta)
-						ln.backward(dx, x, gamma, gy)
-						ln.reduce(dg, 0)
-						ln.reduce(db, c)
-					}
-				})
-			})
-		}
+		benchKernelPaths(b, shape.name, int64(20*len(x)), func() {
+			ln.forward(y, x, gamma, beta)
+			ln.backward(dx, x, gamma, gy)
+			ln.reduce(dg, 0)
+			ln.reduce(db, c)
+		})
 	}
 }
